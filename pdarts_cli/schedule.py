@@ -1,0 +1,353 @@
+"""Search schedules: pydantic models, the paper's presets, file loading and flag overrides.
+
+A schedule is everything that decides what ``pdarts search`` computes, apart from the data and
+the device. Defaults are the ``paper-cifar10`` values of ../shared/ALGORITHM.md; each field's
+description names its source. Models are frozen and forbid unknown keys, so a typo in a
+schedule file fails instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pdarts_cli.errors import ConfigError
+from pdarts_cli.registry import op_registry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+SCHEDULE_FORMAT = "pdarts-schedule/1"
+
+# The DARTS candidate ops in their canonical order (ALGORITHM.md, "Search space").
+DARTS_OPS: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+
+
+class FrozenModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StageSchedule(FrozenModel):
+    """One progressive stage: a fresh supernet, searched for ``epochs`` epochs."""
+
+    cells: int = Field(ge=1, description="Cells in the supernet (paper: 5, 11, 17).")
+    ops_per_edge: int = Field(
+        ge=2,
+        description="Candidate ops per edge at the start of the stage (paper: 8, 5, 3); "
+        "at least 2, or the alphas have nothing to choose between.",
+    )
+    skip_dropout_rate: float = Field(
+        ge=0.0,
+        lt=1.0,
+        description="Initial dropout rate after identity skip-connects "
+        "(paper CIFAR-10: 0.0, 0.4, 0.7; CIFAR-100: 0.1, 0.2, 0.3).",
+    )
+    epochs: int = Field(default=25, ge=1, description="Epochs of the stage (paper: 25).")
+    warmup_epochs: int = Field(
+        default=10,
+        ge=0,
+        description="First epochs that train the weights only (authors' code: 10).",
+    )
+    batch_size: int = Field(
+        default=96, ge=1, description="Batch size of both training halves (paper: 96)."
+    )
+    channels: int = Field(default=16, ge=1, description="Initial channels (paper: 16).")
+
+    @model_validator(mode="after")
+    def _warmup_shorter_than_stage(self) -> StageSchedule:
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs}) must be less than epochs ({self.epochs}): "
+                "a stage needs at least one epoch that updates the alphas"
+            )
+        return self
+
+
+class WeightOptimizer(FrozenModel):
+    """SGD on the network weights (DARTS / P-DARTS train_search)."""
+
+    lr: float = Field(default=0.025, gt=0, description="Initial learning rate (paper: 0.025).")
+    lr_min: float = Field(default=0.0, ge=0, description="Cosine floor (authors' code: 0).")
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD momentum (0.9).")
+    weight_decay: float = Field(default=3e-4, ge=0, description="L2 weight decay (3e-4).")
+    grad_clip_norm: float = Field(default=5.0, gt=0, description="Gradient norm clip (5).")
+
+    @model_validator(mode="after")
+    def _floor_below_start(self) -> WeightOptimizer:
+        if self.lr_min > self.lr:
+            raise ValueError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
+        return self
+
+
+class ArchOptimizer(FrozenModel):
+    """Adam on the architecture weights (alphas)."""
+
+    lr: float = Field(default=6e-4, gt=0, description="Adam learning rate (paper: 6e-4).")
+    betas: tuple[float, float] = Field(
+        default=(0.5, 0.999), description="Adam betas (DARTS: 0.5, 0.999)."
+    )
+    weight_decay: float = Field(default=1e-3, ge=0, description="Adam weight decay (1e-3).")
+    grad_clip_norm: float = Field(
+        default=5.0, gt=0, description="Alpha gradient norm clip (authors' code: 5)."
+    )
+    init_scale: float = Field(
+        default=1e-3, gt=0, description="Alphas start as init_scale * N(0, 1) (DARTS: 1e-3)."
+    )
+    order: Literal["first", "second"] = Field(
+        default="first",
+        description="first: the alpha step uses the current weights (P-DARTS); second: DARTS's "
+        "unrolled approximation with one virtual weight step.",
+    )
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"each beta must be in [0, 1), got {list(betas)}")
+        return betas
+
+
+class SkipDropoutDecay(FrozenModel):
+    """How the skip-connect dropout rate decays within a stage (ALGORITHM.md)."""
+
+    kind: Literal["pdarts-code", "linear", "constant"] = Field(
+        default="pdarts-code",
+        description="pdarts-code: r*(E-e-1)/E during warm-up, then r*exp(-factor*(e-W)) "
+        "(authors' code); linear: r*(E-e-1)/E throughout; constant: r.",
+    )
+    factor: float = Field(
+        default=0.2, gt=0, description="Exponential decay per joint epoch (authors' code: 0.2)."
+    )
+
+
+class DataSchedule(FrozenModel):
+    train_portion: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Share of the training set (its first indices) that tunes the weights; "
+        "the rest tunes the alphas (paper: 0.5).",
+    )
+    crop_padding: int = Field(
+        default=4, ge=0, description="Random-crop padding in pixels (paper: 4 at 32x32)."
+    )
+    horizontal_flip: bool = Field(default=True, description="Random horizontal flip (paper).")
+    num_workers: int = Field(
+        default=0, ge=0, description="Loader workers for image folders (in-memory sets need none)."
+    )
+
+
+class Schedule(FrozenModel):
+    """A whole P-DARTS search."""
+
+    format: Literal["pdarts-schedule/1"] = SCHEDULE_FORMAT
+    name: str = Field(default="custom", description="Preset or file the schedule came from.")
+    seed: int = Field(default=2, ge=0, description="Random seed (authors' code: 2).")
+    steps: int = Field(default=4, ge=1, description="Intermediate nodes per cell (DARTS: 4).")
+    stem_multiplier: int = Field(default=3, ge=1, description="Stem channels / channels (3).")
+    candidate_ops: tuple[str, ...] = Field(
+        default=DARTS_OPS,
+        description="Candidate ops per edge, in canonical order (the 8 DARTS ops).",
+    )
+    stages: tuple[StageSchedule, ...] = Field(min_length=1)
+    weights: WeightOptimizer = WeightOptimizer()
+    alphas: ArchOptimizer = ArchOptimizer()
+    skip_dropout_decay: SkipDropoutDecay = SkipDropoutDecay()
+    data: DataSchedule = DataSchedule()
+    valid_last_epochs: int = Field(
+        default=5,
+        ge=0,
+        description="Evaluate on the alpha half during the last N epochs of each stage "
+        "(authors' code: 5).",
+    )
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        default="auto", description="Mixed precision on CUDA (auto: bf16 where supported)."
+    )
+    channels_last: Literal["auto", "on", "off"] = Field(
+        default="auto", description="channels_last memory format on CUDA."
+    )
+
+    @field_validator("candidate_ops")
+    @classmethod
+    def _known_unique_ops(cls, ops: tuple[str, ...]) -> tuple[str, ...]:
+        known = op_registry().names()
+        unknown = [op for op in ops if op not in known]
+        if unknown:
+            raise ValueError(f"unknown op {unknown[0]!r}; known ops: {', '.join(known)}")
+        duplicates = sorted({op for op in ops if ops.count(op) > 1})
+        if duplicates:
+            raise ValueError(f"op {duplicates[0]!r} is listed twice")
+        if len(ops) < 2:
+            raise ValueError("needs at least 2 candidate ops")
+        return ops
+
+    @model_validator(mode="after")
+    def _progressive_stages(self) -> Schedule:
+        first = self.stages[0]
+        if first.ops_per_edge != len(self.candidate_ops):
+            raise ValueError(
+                f"stages.0.ops_per_edge: the first stage searches every candidate op, so it must "
+                f"equal the number of candidate_ops ({len(self.candidate_ops)}), "
+                f"got {first.ops_per_edge}"
+            )
+        for k, stage in enumerate(self.stages):
+            if stage.cells < 3:
+                raise ValueError(
+                    f"stages.{k}.cells: needs at least 3 cells so that both normal and "
+                    f"reduction cells are searched, got {stage.cells}"
+                )
+            if k == 0:
+                continue
+            before = self.stages[k - 1]
+            if stage.cells <= before.cells:
+                raise ValueError(
+                    f"stages.{k}.cells: depth must increase strictly across stages, "
+                    f"got {stage.cells} after {before.cells}"
+                )
+            if stage.ops_per_edge > before.ops_per_edge:
+                raise ValueError(
+                    f"stages.{k}.ops_per_edge: ops kept per edge must never increase, "
+                    f"got {stage.ops_per_edge} after {before.ops_per_edge}"
+                )
+        return self
+
+    @property
+    def edges_per_cell(self) -> int:
+        """Edges of one cell: intermediate node k has k + 2 inputs (14 for 4 steps)."""
+        return sum(k + 2 for k in range(self.steps))
+
+    def with_overrides(self, **fields: Any) -> Schedule:
+        """A copy with per-stage fields (epochs, batch_size, ...) or top-level fields replaced.
+
+        ``None`` values are ignored, so CLI flags can be passed straight through.
+        """
+        data = self.model_dump()
+        stage_fields = set(StageSchedule.model_fields)
+        for key, value in fields.items():
+            if value is None:
+                continue
+            if key in stage_fields:
+                for stage in data["stages"]:
+                    stage[key] = value
+            elif key in Schedule.model_fields:
+                data[key] = value
+            else:
+                raise KeyError(key)
+        return validate_schedule(data, source="command-line flags")
+
+
+def _paper_stages(skip_dropout_rates: tuple[float, float, float]) -> tuple[StageSchedule, ...]:
+    cells = (5, 11, 17)  # 5 cells plus 6 and 12 added cells (paper, section 4.1)
+    ops_per_edge = (8, 5, 3)
+    return tuple(
+        StageSchedule(cells=c, ops_per_edge=o, skip_dropout_rate=r)
+        for c, o, r in zip(cells, ops_per_edge, skip_dropout_rates)
+    )
+
+
+def _paper_cifar10() -> Schedule:
+    return Schedule(name="paper-cifar10", stages=_paper_stages((0.0, 0.4, 0.7)))
+
+
+def _paper_cifar100() -> Schedule:
+    return Schedule(name="paper-cifar100", stages=_paper_stages((0.1, 0.2, 0.3)))
+
+
+def _quick() -> Schedule:
+    """A CPU demo on the embedded 8x8 digits: the paper's shape, scaled down to minutes."""
+    stage = {"epochs": 4, "warmup_epochs": 2, "batch_size": 64, "channels": 8}
+    return Schedule(
+        name="quick",
+        stages=(
+            StageSchedule(cells=3, ops_per_edge=8, skip_dropout_rate=0.0, **stage),
+            StageSchedule(cells=4, ops_per_edge=5, skip_dropout_rate=0.4, **stage),
+            StageSchedule(cells=5, ops_per_edge=3, skip_dropout_rate=0.7, **stage),
+        ),
+        data=DataSchedule(crop_padding=1, horizontal_flip=False),
+        valid_last_epochs=1,
+    )
+
+
+PRESETS: dict[str, Callable[[], Schedule]] = {
+    "paper-cifar10": _paper_cifar10,
+    "paper-cifar100": _paper_cifar100,
+    "quick": _quick,
+}
+
+
+def preset_for_dataset(dataset: str) -> str:
+    """The paper's schedule for a dataset: CIFAR-100 has its own dropout rates."""
+    return "paper-cifar100" if dataset.split(":", 1)[0] == "cifar100" else "paper-cifar10"
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """The first pydantic error as ``field.path: message``, with a count of the others."""
+    items = error.errors()
+    first = items[0]
+    location = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    text = f"{location}: {message}" if location else message
+    if len(items) > 1:
+        text += f" (and {len(items) - 1} more)"
+    return text
+
+
+def validate_schedule(data: Mapping[str, Any], source: str) -> Schedule:
+    try:
+        return Schedule.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid schedule ({source}): {format_validation_error(exc)}") from exc
+
+
+def read_schedule_file(path: Path) -> Schedule:
+    """A schedule from a .toml or .json file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read schedule {path}: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot parse schedule {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid schedule ({path}): expected a table/object at the top level")
+    return validate_schedule(data, source=str(path))
+
+
+def load_schedule(name_or_path: str) -> Schedule:
+    """A preset by name, or a schedule file."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]()
+    path = Path(name_or_path)
+    if path.suffix.lower() in {".toml", ".json"} or path.exists():
+        return read_schedule_file(path)
+    raise ConfigError(
+        f"unknown schedule {name_or_path!r}: not a preset ({', '.join(PRESETS)}) "
+        "and not a .toml/.json file"
+    )
+
+
+def schedule_json(schedule: Schedule) -> str:
+    """The schedule as a file that loads back unchanged."""
+    return schedule.model_dump_json(indent=2) + "\n"
