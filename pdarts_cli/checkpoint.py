@@ -1,0 +1,113 @@
+"""safetensors checkpoints: tensors plus JSON metadata, written atomically, loaded without pickle.
+
+Nested state (an optimiser's ``state_dict``) is split into its tensors, stored under flat keys,
+and a JSON skeleton that records where each tensor goes and keeps ints, tuples and dict key
+types exact, so ``load_state_dict`` gets back what ``state_dict`` gave.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from pdarts_cli.errors import ArtifactError
+
+METADATA_KEY = "pdarts"
+
+
+def flatten_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """The JSON skeleton of ``obj``; its tensors go into ``tensors`` under ``prefix`` keys."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(obj, Mapping):
+        return {
+            "__dict__": [[k, flatten_state(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]
+        }
+    if isinstance(obj, tuple):
+        return {
+            "__tuple__": [flatten_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+        }
+    if isinstance(obj, list):
+        return [flatten_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {prefix} in a checkpoint")
+
+
+def unflatten_state(skeleton: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`flatten_state`."""
+    if isinstance(skeleton, dict):
+        if "__tensor__" in skeleton:
+            return tensors[skeleton["__tensor__"]]
+        if "__dict__" in skeleton:
+            return {k: unflatten_state(v, tensors) for k, v in skeleton["__dict__"]}
+        if "__tuple__" in skeleton:
+            return tuple(unflatten_state(v, tensors) for v in skeleton["__tuple__"])
+    if isinstance(skeleton, list):
+        return [unflatten_state(v, tensors) for v in skeleton]
+    return skeleton
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename it over ``path``."""
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_tensors(
+    path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]
+) -> None:
+    """An atomic safetensors file whose metadata holds ``metadata`` as one JSON string."""
+    cpu = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        save_file(cpu, temp, metadata={METADATA_KEY: json.dumps(dict(metadata))})
+        with open(temp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a file written by :func:`save_tensors`."""
+    if not path.is_file():
+        raise ArtifactError(f"no checkpoint at {path}")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get(METADATA_KEY)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} is not a readable safetensors checkpoint ({exc})") from exc
+    if raw is None:
+        raise ArtifactError(f"{path} was not written by pdarts (no '{METADATA_KEY}' metadata)")
+    try:
+        metadata = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path} has unreadable metadata ({exc})") from exc
+    return tensors, metadata

@@ -1,0 +1,117 @@
+"""P-DARTS search as a library: ``run_search`` starts a run, ``resume_search`` continues one.
+
+>>> from pdarts_cli.schedule import load_schedule
+>>> from pdarts_cli.search import SearchOptions, run_search
+>>> result = run_search(load_schedule("quick"), SearchOptions(dataset="digits"), "runs/demo")
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from pdarts_cli import __version__
+from pdarts_cli.checkpoint import atomic_write_text
+from pdarts_cli.data import resolve_dataset
+from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
+from pdarts_cli.errors import RunDirError
+from pdarts_cli.runlog import (
+    RUN_FILE,
+    RUN_FORMAT,
+    SCHEDULE_FILE,
+    create_run_dir,
+    is_run_dir,
+    read_json,
+    write_json,
+)
+from pdarts_cli.schedule import Schedule, schedule_json, validate_schedule
+from pdarts_cli.search.events import SearchObserver, SearchResult
+from pdarts_cli.search.progressive import SearchEnvironment, read_resume_point, run_stages
+
+__all__ = ["SearchObserver", "SearchOptions", "SearchResult", "resume_search", "run_search"]
+
+
+class SearchOptions(BaseModel):
+    """Where the data comes from and what runs it; the schedule says what is computed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str = Field(description="Dataset spec: cifar10, cifar100, digits, npz:PATH, ...")
+    data_dir: Path | None = Field(default=None, description="Root of downloaded datasets.")
+    download: bool = False
+    image_size: int | None = Field(default=None, ge=4, description="For image folders.")
+    device: str = "auto"
+
+
+def _environment(schedule: Schedule, options: SearchOptions) -> SearchEnvironment:
+    device = resolve_device(options.device)
+    data = resolve_dataset(options.dataset, options.data_dir, options.download, options.image_size)
+    return SearchEnvironment(
+        data=data,
+        device=device,
+        precision=resolve_precision(schedule.amp, device),
+        channels_last=resolve_channels_last(schedule.channels_last, device),
+        dataset=options.dataset,
+    )
+
+
+def _announce(env: SearchEnvironment, observer: SearchObserver) -> None:
+    info = env.data.info
+    observer.note(
+        f"dataset {env.dataset}: {info.num_classes} classes, {info.channels}x{info.image_size}"
+        f"x{info.image_size}; device {env.device} ({env.precision.label}"
+        f"{', channels_last' if env.channels_last else ''})"
+    )
+
+
+def run_search(
+    schedule: Schedule,
+    options: SearchOptions,
+    out_dir: str | Path,
+    force: bool = False,
+    observer: SearchObserver | None = None,
+) -> SearchResult:
+    """Run every stage of ``schedule`` and leave a complete run directory in ``out_dir``."""
+    observer = observer or SearchObserver()
+    env = _environment(schedule, options)
+    run_dir = create_run_dir(Path(out_dir), force)
+    write_json(
+        run_dir / RUN_FILE,
+        {
+            "format": RUN_FORMAT,
+            "kind": "search",
+            "options": options.model_dump(mode="json"),
+            "pdarts_version": __version__,
+            "torch_version": torch.__version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    atomic_write_text(run_dir / SCHEDULE_FILE, schedule_json(schedule))
+    _announce(env, observer)
+    return run_stages(schedule, env, run_dir, observer)
+
+
+def resume_search(
+    run_dir: str | Path,
+    device: str | None = None,
+    data_dir: Path | None = None,
+    observer: SearchObserver | None = None,
+) -> SearchResult:
+    """Continue a killed run where its last checkpoint left it."""
+    observer = observer or SearchObserver()
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise RunDirError(f"--resume {run_dir} holds no pdarts run (no {RUN_FILE})")
+    run = read_json(run_dir / RUN_FILE)
+    if not isinstance(run, dict) or run.get("kind") != "search":
+        raise RunDirError(f"--resume {run_dir} is not a search run")
+    schedule = validate_schedule(read_json(run_dir / SCHEDULE_FILE), str(run_dir / SCHEDULE_FILE))
+    point = read_resume_point(run_dir)
+    overrides = {k: v for k, v in {"device": device, "data_dir": data_dir}.items() if v is not None}
+    options = SearchOptions.model_validate({**run["options"], **overrides})
+    env = _environment(schedule, options)
+    _announce(env, observer)
+    return run_stages(schedule, env, run_dir, observer, resume=point)

@@ -1,0 +1,95 @@
+"""Architecture (alpha) steps: first order as P-DARTS, second order as DARTS's unrolled step.
+
+The first-order step asks autograd for the alphas' gradients only, so no weight gradients are
+built and thrown away.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from pdarts_cli.device import Precision
+from pdarts_cli.search.supernet import SearchNetwork
+
+FINITE_DIFFERENCE_SCALE = 0.01  # DARTS: epsilon = 0.01 / ||grad_w' L_val||
+
+
+def _loss(
+    network: SearchNetwork, x: torch.Tensor, y: torch.Tensor, precision: Precision
+) -> tuple[torch.Tensor, torch.Tensor]:
+    with precision.autocast():
+        logits = network(x)
+    return F.cross_entropy(logits.float(), y), logits.detach()
+
+
+def first_order_grads(
+    network: SearchNetwork,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: Precision,
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Alpha gradients of the loss on an alpha batch, at the current weights (scaled by
+    ``scaler`` under fp16)."""
+    loss, logits = _loss(network, x, y, precision)
+    target = scaler.scale(loss) if scaler is not None else loss
+    grads = torch.autograd.grad(target, network.arch_parameters())
+    return list(grads), loss.detach(), logits
+
+
+def _functional_loss(
+    network: SearchNetwork,
+    weights: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: Precision,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    with precision.autocast():
+        logits = functional_call(network, {**weights, **buffers}, (x,))
+    return F.cross_entropy(logits.float(), y), logits.detach()
+
+
+def second_order_grads(
+    network: SearchNetwork,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_alpha: torch.Tensor,
+    y_alpha: torch.Tensor,
+    weight_optimizer: torch.optim.SGD,
+    precision: Precision,
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """DARTS's unrolled alpha gradient with one virtual SGD step and a finite-difference
+    Hessian-vector product (always unscaled)."""
+    group = weight_optimizer.param_groups[0]
+    lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+    named = {n: p for n, p in network.named_parameters() if not n.startswith("alphas_")}
+    alphas = {n: p for n, p in network.named_parameters() if n.startswith("alphas_")}
+    buffers = {n: b.clone() for n, b in network.named_buffers()}
+
+    train_loss, _ = _loss(network, x_train, y_train, precision)
+    weight_grads = torch.autograd.grad(train_loss, list(named.values()))
+    virtual = {}
+    for (name, p), g in zip(named.items(), weight_grads):
+        state = weight_optimizer.state.get(p, {})
+        buf = state.get("momentum_buffer")
+        step = g + decay * p.detach() + (momentum * buf if buf is not None else 0.0)
+        virtual[name] = (p.detach() - lr * step).requires_grad_(True)
+
+    alpha_loss, logits = _functional_loss(
+        network, {**virtual, **alphas}, buffers, x_alpha, y_alpha, precision
+    )
+    grads = torch.autograd.grad(alpha_loss, [*alphas.values(), *virtual.values()])
+    alpha_grads, vector = grads[: len(alphas)], grads[len(alphas) :]
+    radius = FINITE_DIFFERENCE_SCALE / torch.cat([v.flatten() for v in vector]).norm()
+
+    def alpha_grads_at(sign: float) -> tuple[torch.Tensor, ...]:
+        shifted = {n: p.detach() + sign * radius * v for (n, p), v in zip(named.items(), vector)}
+        loss, _ = _functional_loss(network, {**shifted, **alphas}, {}, x_train, y_train, precision)
+        return torch.autograd.grad(loss, list(alphas.values()))
+
+    plus, minus = alpha_grads_at(1.0), alpha_grads_at(-1.0)
+    result = [g - lr * (gp - gm) / (2 * radius) for g, gp, gm in zip(alpha_grads, plus, minus)]
+    return result, alpha_loss.detach(), logits

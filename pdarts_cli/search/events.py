@@ -1,0 +1,102 @@
+"""What the search loop reports while it runs. The CLI renders it; the library never prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pdarts_cli.arch import ArchWeights
+from pdarts_cli.genotype import Genotype
+
+
+@dataclass(frozen=True)
+class StageStart:
+    stage: int  # 1-based
+    stages: int
+    cells: int
+    ops_per_edge: int
+    epochs: int
+    first_epoch: int  # 1-based; above 1 when resumed mid-stage
+    batches_per_epoch: int
+    batch_size: int
+    parameters: int  # network weights, alphas excluded
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    stage: int
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # 1-based batch of this epoch
+    steps: int
+    loss: float  # running mean of this epoch's weight-step loss
+    accuracy: float  # running top-1 of this epoch's weight batches, in [0, 1]
+    joint: bool  # True once alphas are updated too
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """One line of metrics.jsonl."""
+
+    stage: int
+    epoch: int
+    lr: float
+    skip_dropout_p: float
+    train_loss: float
+    train_accuracy: float
+    alpha_loss: float | None  # on the alpha half, during joint epochs
+    alpha_accuracy: float | None
+    valid_loss: float | None  # alpha half in eval mode, last epochs of a stage
+    valid_accuracy: float | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class EdgeReport:
+    ops: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    kept: tuple[str, ...]  # what the next stage searches, or the final op after the last stage
+
+
+@dataclass(frozen=True)
+class StageReport:
+    stage: int
+    last: bool
+    normal: tuple[EdgeReport, ...]
+    reduce: tuple[EdgeReport, ...]
+    arch: ArchWeights
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    run_dir: Path
+    genotype: Genotype
+    arch: ArchWeights
+    seconds: float
+    metrics: list[EpochMetrics] = field(default_factory=list)
+
+
+class SearchObserver:
+    """No-op hooks; subclass and override what you want to see."""
+
+    def note(self, text: str) -> None:
+        """A one-line remark (resuming, device chosen, ...)."""
+
+    def stage_started(self, start: StageStart) -> None:
+        pass
+
+    def batch_finished(self, progress: BatchProgress) -> None:
+        pass
+
+    def epoch_finished(self, metrics: EpochMetrics) -> None:
+        pass
+
+    def stage_finished(self, report: StageReport) -> None:
+        pass
+
+    def search_finished(self, result: SearchResult) -> None:
+        pass

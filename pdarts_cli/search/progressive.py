@@ -1,0 +1,533 @@
+"""The P-DARTS stage loop (ALGORITHM.md, "Progressive stages").
+
+Each stage builds a fresh supernet, trains the weights alone for the warm-up epochs, then
+alternates, for every weight batch, an alpha step on the next batch of the alpha half and a
+weight step. Between stages the lowest-weighted candidates of every edge are switched off.
+Every epoch ends with an atomic checkpoint; all randomness is reseeded from (seed, stage,
+epoch), so a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pdarts_cli.arch import ArchWeights, arch_json
+from pdarts_cli.checkpoint import (
+    atomic_write_text,
+    flatten_state,
+    load_tensors,
+    save_tensors,
+    unflatten_state,
+)
+from pdarts_cli.data import BatchSource, ImageDataset, make_batch_source, split_indices
+from pdarts_cli.device import Precision
+from pdarts_cli.errors import RunDirError
+from pdarts_cli.genotype import genotype_json
+from pdarts_cli.registry import op_registry
+from pdarts_cli.runlog import (
+    CHECKPOINT_FILE,
+    FINAL_ARCH_FILE,
+    GENOTYPE_FILE,
+    METRICS_FILE,
+    MetricsLog,
+    stage_arch_file,
+    stage_weights_file,
+)
+from pdarts_cli.schedule import Schedule, SkipDropoutDecay, StageSchedule
+from pdarts_cli.search.architect import first_order_grads, second_order_grads
+from pdarts_cli.search.derive import (
+    approximate_search_space,
+    chosen_op,
+    derive_genotype,
+    edge_probabilities,
+)
+from pdarts_cli.search.events import (
+    BatchProgress,
+    EdgeReport,
+    EpochMetrics,
+    SearchObserver,
+    SearchResult,
+    StageReport,
+    StageStart,
+)
+from pdarts_cli.search.supernet import CellCandidates, SearchNetwork
+
+CHECKPOINT_FORMAT = "pdarts-search-checkpoint/1"
+
+# Labels that keep the random streams of one run apart (see derive_seed).
+_INIT, _EPOCH, _WEIGHT_DATA, _ALPHA_DATA = range(4)
+
+
+def derive_seed(seed: int, *labels: int) -> int:
+    """An independent 63-bit seed for one purpose of one run (numpy's SeedSequence)."""
+    state = np.random.SeedSequence(entropy=seed, spawn_key=labels).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def cosine_lr(lr: float, lr_min: float, epoch: int, epochs: int) -> float:
+    """Cosine annealing, stepped per epoch: epoch 0 uses ``lr``, the floor is reached at
+    ``epochs`` (as the authors' scheduler, stepped at the start of every epoch)."""
+    return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def skip_dropout_p(
+    rate: float, epoch: int, epochs: int, warmup_epochs: int, decay: SkipDropoutDecay
+) -> float:
+    """The skip-connect dropout rate of epoch ``epoch`` (0-based) of a stage."""
+    if decay.kind == "constant":
+        return rate
+    if decay.kind == "linear" or epoch < warmup_epochs:
+        return rate * (epochs - epoch - 1) / epochs
+    return rate * math.exp(-decay.factor * (epoch - warmup_epochs))
+
+
+@dataclass
+class _Stage:
+    """The live objects of one stage."""
+
+    index: int  # 0-based
+    config: StageSchedule
+    network: SearchNetwork
+    weight_optimizer: torch.optim.SGD
+    alpha_optimizer: torch.optim.Adam
+    scalers: tuple[torch.amp.GradScaler, torch.amp.GradScaler] | None
+
+
+@dataclass(frozen=True)
+class SearchEnvironment:
+    """What a search runs on: data, device and numerics. Not part of the schedule."""
+
+    data: ImageDataset
+    device: torch.device
+    precision: Precision
+    channels_last: bool
+    dataset: str
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    stage: int  # 0-based stage in progress
+    next_epoch: int  # 0-based epoch to run next
+    normal: CellCandidates
+    reduce: CellCandidates
+    tensors: dict[str, torch.Tensor]
+    metadata: dict[str, Any]
+
+
+def _all_candidates(schedule: Schedule) -> CellCandidates:
+    return tuple(tuple(schedule.candidate_ops) for _ in range(schedule.edges_per_cell))
+
+
+def _build_stage(
+    schedule: Schedule,
+    index: int,
+    normal: CellCandidates,
+    reduce: CellCandidates,
+    env: SearchEnvironment,
+) -> _Stage:
+    config = schedule.stages[index]
+    torch.manual_seed(derive_seed(schedule.seed, _INIT, index))
+    ops = {name for cell in (normal, reduce) for edge in cell for name in edge}
+    factories = {name: op_registry().get(name) for name in sorted(ops)}
+    network = SearchNetwork(
+        channels=config.channels,
+        num_classes=env.data.info.num_classes,
+        cells=config.cells,
+        in_channels=env.data.info.channels,
+        normal_candidates=normal,
+        reduce_candidates=reduce,
+        factories=factories,
+        steps=schedule.steps,
+        stem_multiplier=schedule.stem_multiplier,
+        alpha_init_scale=schedule.alphas.init_scale,
+    ).to(env.device)
+    if env.channels_last:
+        network = network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    w, a = schedule.weights, schedule.alphas
+    weight_optimizer = torch.optim.SGD(
+        network.weight_parameters(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay
+    )
+    alpha_optimizer = torch.optim.Adam(
+        network.arch_parameters(), lr=a.lr, betas=a.betas, weight_decay=a.weight_decay
+    )
+    scalers = None
+    if env.precision.needs_scaler:
+        scalers = (torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda"))
+    return _Stage(index, config, network, weight_optimizer, alpha_optimizer, scalers)
+
+
+def _stage_state(stage: _Stage) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {f"model.{k}": v for k, v in stage.network.state_dict().items()}
+    skeleton = {
+        "weights": flatten_state(stage.weight_optimizer.state_dict(), "weights", tensors),
+        "alphas": flatten_state(stage.alpha_optimizer.state_dict(), "alphas", tensors),
+        "scalers": [s.state_dict() for s in stage.scalers] if stage.scalers else None,
+    }
+    return tensors, skeleton
+
+
+def _restore_stage(stage: _Stage, point: ResumePoint) -> None:
+    model = {k[len("model.") :]: v for k, v in point.tensors.items() if k.startswith("model.")}
+    stage.network.load_state_dict(model)
+    state = point.metadata["state"]
+    stage.weight_optimizer.load_state_dict(unflatten_state(state["weights"], point.tensors))
+    stage.alpha_optimizer.load_state_dict(unflatten_state(state["alphas"], point.tensors))
+    if stage.scalers and state["scalers"]:
+        for scaler, saved in zip(stage.scalers, state["scalers"]):
+            scaler.load_state_dict(saved)
+
+
+def _save_checkpoint(
+    run_dir: Path,
+    stage_index: int,
+    next_epoch: int,
+    normal: CellCandidates,
+    reduce: CellCandidates,
+    stage: _Stage | None,
+    complete: bool = False,
+) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    state: dict[str, Any] | None = None
+    if stage is not None and next_epoch > 0:
+        tensors, state = _stage_state(stage)
+    metadata = {
+        "format": CHECKPOINT_FORMAT,
+        "stage": stage_index,
+        "next_epoch": next_epoch,
+        "candidates": {"normal": [list(e) for e in normal], "reduce": [list(e) for e in reduce]},
+        "complete": complete,
+        "state": state,
+    }
+    save_tensors(run_dir / CHECKPOINT_FILE, tensors, metadata)
+
+
+def read_resume_point(run_dir: Path) -> ResumePoint | None:
+    """Where a killed run stopped; None when it never reached its first checkpoint."""
+    path = run_dir / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    tensors, metadata = load_tensors(path)
+    if metadata.get("format") != CHECKPOINT_FORMAT:
+        raise RunDirError(f"{path} is not a search checkpoint")
+    if metadata["complete"]:
+        raise RunDirError(f"the run in {run_dir} is already complete")
+    candidates = metadata["candidates"]
+    return ResumePoint(
+        stage=metadata["stage"],
+        next_epoch=metadata["next_epoch"],
+        normal=tuple(tuple(e) for e in candidates["normal"]),
+        reduce=tuple(tuple(e) for e in candidates["reduce"]),
+        tensors=tensors,
+        metadata=metadata,
+    )
+
+
+def _apply_grads(
+    params: list[nn.Parameter],
+    grads: list[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    clip: float,
+    scaler: torch.amp.GradScaler | None,
+) -> None:
+    for p, g in zip(params, grads):
+        p.grad = g
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    nn.utils.clip_grad_norm_(params, clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _endless(source: BatchSource, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The alpha half, restarted with a fresh shuffle whenever it runs out (authors' code)."""
+    for restart in range(1 << 30):
+        yield from source.epoch(derive_seed(seed, restart))
+
+
+class _Running:
+    """Loss and accuracy sums kept on the device; read only when reported."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.count = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        n = y.shape[0]
+        self.loss += loss.detach() * n
+        self.correct += (logits.argmax(dim=1) == y).sum()
+        self.count += n
+
+    def means(self) -> tuple[float, float]:
+        if self.count == 0:
+            return math.nan, math.nan
+        return float(self.loss) / self.count, int(self.correct) / self.count
+
+
+def _train_epoch(
+    schedule: Schedule,
+    stage: _Stage,
+    epoch: int,
+    weight_batches: BatchSource,
+    alpha_batches: BatchSource,
+    env: SearchEnvironment,
+    observer: SearchObserver,
+) -> tuple[_Running, _Running | None]:
+    network, config = stage.network, stage.config
+    joint = epoch >= config.warmup_epochs
+    network.train()
+    weights, alphas = network.weight_parameters(), network.arch_parameters()
+    weight_scaler, alpha_scaler = stage.scalers or (None, None)
+    train, alpha_stats = _Running(env.device), (_Running(env.device) if joint else None)
+    alpha_stream = _endless(
+        alpha_batches, derive_seed(schedule.seed, _ALPHA_DATA, stage.index, epoch)
+    )
+    steps = len(weight_batches)
+    report_every = 1 if env.device.type == "cpu" else 20
+    data_seed = derive_seed(schedule.seed, _WEIGHT_DATA, stage.index, epoch)
+    for step, (x, y) in enumerate(weight_batches.epoch(data_seed), start=1):
+        x = _to_format(x, env.channels_last)
+        if alpha_stats is not None:
+            xa, ya = next(alpha_stream)
+            xa = _to_format(xa, env.channels_last)
+            if schedule.alphas.order == "second":
+                grads, loss_a, logits_a = second_order_grads(
+                    network, x, y, xa, ya, stage.weight_optimizer, env.precision
+                )
+                scaler = None
+            else:
+                grads, loss_a, logits_a = first_order_grads(
+                    network, xa, ya, env.precision, alpha_scaler
+                )
+                scaler = alpha_scaler
+            clip = schedule.alphas.grad_clip_norm
+            _apply_grads(alphas, grads, stage.alpha_optimizer, clip, scaler)
+            alpha_stats.add(loss_a, logits_a, ya)
+        with env.precision.autocast():
+            logits = network(x)
+        loss = F.cross_entropy(logits.float(), y)
+        scaled = weight_scaler.scale(loss) if weight_scaler is not None else loss
+        grads = list(torch.autograd.grad(scaled, weights))
+        clip = schedule.weights.grad_clip_norm
+        _apply_grads(weights, grads, stage.weight_optimizer, clip, weight_scaler)
+        train.add(loss, logits.detach(), y)
+        if step % report_every == 0 or step == steps:
+            mean_loss, accuracy = train.means()
+            progress = BatchProgress(
+                stage.index + 1, epoch + 1, config.epochs, step, steps, mean_loss, accuracy, joint
+            )
+            observer.batch_finished(progress)
+    return train, alpha_stats
+
+
+def _to_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@torch.no_grad()
+def _evaluate(network: SearchNetwork, batches: BatchSource, env: SearchEnvironment) -> _Running:
+    network.eval()
+    stats = _Running(env.device)
+    for x, y in batches.epoch(0):
+        with env.precision.autocast():
+            logits = network(_to_format(x, env.channels_last))
+        stats.add(F.cross_entropy(logits.float(), y), logits, y)
+    network.train()
+    return stats
+
+
+def _stage_report(arch: ArchWeights, keep: int | None) -> StageReport:
+    """Per edge: probabilities and what survives (next stage's candidates, or the final op)."""
+
+    def cell(edges: tuple[Any, ...]) -> tuple[EdgeReport, ...]:
+        reports = []
+        if keep is not None:
+            survivors = approximate_search_space(edges, keep)
+        for i, edge in enumerate(edges):
+            probs = edge_probabilities(edge.alpha)
+            if keep is None:
+                kept: tuple[str, ...] = (edge.ops[chosen_op(edge.ops, probs)],)
+            else:
+                kept = survivors[i]
+            reports.append(EdgeReport(edge.ops, tuple(probs), kept))
+        return tuple(reports)
+
+    stage = int(arch.extra["stage"])
+    return StageReport(stage, keep is None, cell(arch.normal), cell(arch.reduce), arch)
+
+
+@dataclass(frozen=True)
+class _Batches:
+    weights: BatchSource
+    alphas: BatchSource
+    valid: BatchSource
+
+
+def _stage_batches(schedule: Schedule, config: StageSchedule, env: SearchEnvironment) -> _Batches:
+    """The official split: the first indices tune the weights, the rest the alphas."""
+    train = env.data.train
+    weight_idx, alpha_idx = split_indices(len(train), schedule.data.train_portion)  # type: ignore[arg-type]
+
+    def source(indices: torch.Tensor, augmented: bool) -> BatchSource:
+        return make_batch_source(
+            train,
+            indices,
+            config.batch_size,
+            env.data.info,
+            env.device,
+            train=augmented,
+            crop_padding=schedule.data.crop_padding,
+            horizontal_flip=schedule.data.horizontal_flip,
+            num_workers=schedule.data.num_workers,
+        )
+
+    return _Batches(source(weight_idx, True), source(alpha_idx, True), source(alpha_idx, False))
+
+
+def _run_stage(
+    schedule: Schedule,
+    stage: _Stage,
+    first_epoch: int,
+    run_dir: Path,
+    normal: CellCandidates,
+    reduce: CellCandidates,
+    env: SearchEnvironment,
+    observer: SearchObserver,
+) -> list[EpochMetrics]:
+    config = stage.config
+    batches = _stage_batches(schedule, config, env)
+    observer.stage_started(
+        StageStart(
+            stage=stage.index + 1,
+            stages=len(schedule.stages),
+            cells=config.cells,
+            ops_per_edge=len(normal[0]),
+            epochs=config.epochs,
+            first_epoch=first_epoch + 1,
+            batches_per_epoch=len(batches.weights),
+            batch_size=config.batch_size,
+            parameters=sum(p.numel() for p in stage.network.weight_parameters()),
+        )
+    )
+    metrics_log = MetricsLog(run_dir / METRICS_FILE)
+    history = []
+    for epoch in range(first_epoch, config.epochs):
+        started = time.perf_counter()
+        lr = cosine_lr(schedule.weights.lr, schedule.weights.lr_min, epoch, config.epochs)
+        for group in stage.weight_optimizer.param_groups:
+            group["lr"] = lr
+        p = skip_dropout_p(
+            config.skip_dropout_rate,
+            epoch,
+            config.epochs,
+            config.warmup_epochs,
+            schedule.skip_dropout_decay,
+        )
+        stage.network.set_skip_dropout(p)
+        torch.manual_seed(derive_seed(schedule.seed, _EPOCH, stage.index, epoch))
+        train, alpha = _train_epoch(
+            schedule, stage, epoch, batches.weights, batches.alphas, env, observer
+        )
+        valid = None
+        if epoch >= config.epochs - schedule.valid_last_epochs:
+            valid = _evaluate(stage.network, batches.valid, env)
+        train_loss, train_acc = train.means()
+        alpha_loss, alpha_acc = alpha.means() if alpha else (None, None)
+        valid_loss, valid_acc = valid.means() if valid else (None, None)
+        metrics = EpochMetrics(
+            stage=stage.index + 1,
+            epoch=epoch + 1,
+            lr=lr,
+            skip_dropout_p=p,
+            train_loss=train_loss,
+            train_accuracy=train_acc,
+            alpha_loss=alpha_loss,
+            alpha_accuracy=alpha_acc,
+            valid_loss=valid_loss,
+            valid_accuracy=valid_acc,
+            seconds=time.perf_counter() - started,
+        )
+        metrics_log.append(metrics.to_dict())
+        _save_checkpoint(run_dir, stage.index, epoch + 1, normal, reduce, stage)
+        observer.epoch_finished(metrics)
+        history.append(metrics)
+    return history
+
+
+def _write_stage_outputs(run_dir: Path, stage: _Stage, env: SearchEnvironment) -> ArchWeights:
+    number = stage.index + 1
+    arch = stage.network.arch_weights(
+        {"stage": number, "cells_in_network": stage.config.cells, "dataset": env.dataset}
+    )
+    atomic_write_text(run_dir / stage_arch_file(number), arch_json(arch))
+    save_tensors(
+        run_dir / stage_weights_file(number),
+        stage.network.state_dict(),
+        {"format": "pdarts-stage-weights/1", "stage": number, "arch": arch.to_dict()},
+    )
+    return arch
+
+
+def run_stages(
+    schedule: Schedule,
+    env: SearchEnvironment,
+    run_dir: Path,
+    observer: SearchObserver,
+    resume: ResumePoint | None = None,
+) -> SearchResult:
+    """Run (or continue) every stage and write the final architecture and genotype."""
+    started = time.perf_counter()
+    normal = reduce = _all_candidates(schedule)
+    first_stage = 0
+    if resume is not None:
+        first_stage, normal, reduce = resume.stage, resume.normal, resume.reduce
+        observer.note(f"resuming at stage {resume.stage + 1}, epoch {resume.next_epoch + 1}")
+        MetricsLog(run_dir / METRICS_FILE).keep(
+            lambda r: (r["stage"] - 1, r["epoch"] - 1) < (resume.stage, resume.next_epoch)
+        )
+    history: list[EpochMetrics] = []
+    arch: ArchWeights | None = None
+    for index in range(first_stage, len(schedule.stages)):
+        stage = _build_stage(schedule, index, normal, reduce, env)
+        first_epoch = 0
+        if resume is not None and index == resume.stage and resume.next_epoch > 0:
+            _restore_stage(stage, resume)
+            first_epoch = resume.next_epoch
+        history += _run_stage(schedule, stage, first_epoch, run_dir, normal, reduce, env, observer)
+        arch = _write_stage_outputs(run_dir, stage, env)
+        last = index == len(schedule.stages) - 1
+        keep = None if last else schedule.stages[index + 1].ops_per_edge
+        observer.stage_finished(_stage_report(arch, keep))
+        if keep is not None:
+            normal = approximate_search_space(arch.normal, keep)
+            reduce = approximate_search_space(arch.reduce, keep)
+            _save_checkpoint(run_dir, index + 1, 0, normal, reduce, None)
+    assert arch is not None  # the schedule has at least one stage
+    atomic_write_text(run_dir / FINAL_ARCH_FILE, arch_json(arch))
+    genotype = derive_genotype(arch)
+    genotype = type(genotype)(
+        genotype.normal,
+        genotype.normal_concat,
+        genotype.reduce,
+        genotype.reduce_concat,
+        meta={"dataset": env.dataset, "schedule": schedule.name, "source": FINAL_ARCH_FILE},
+    )
+    atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
+    _save_checkpoint(run_dir, len(schedule.stages), 0, normal, reduce, None, complete=True)
+    result = SearchResult(run_dir, genotype, arch, time.perf_counter() - started, history)
+    observer.search_finished(result)
+    return result

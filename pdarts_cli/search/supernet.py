@@ -1,0 +1,206 @@
+"""The P-DARTS search supernet: mixed ops over each edge's current candidates.
+
+As DARTS's model_search, with P-DARTS's changes: every edge holds only the candidates still
+switched on, the softmax runs over those, and identity skip-connects carry a dropout whose
+rate the stage loop decays epoch by epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from pdarts_ops import FactorizedReduce, ReLUConvBN, Zero
+from torch import nn
+
+from pdarts_cli.arch import ArchWeights, EdgeWeights, edges_per_cell
+
+OpFactory = Callable[[int, int, bool], nn.Module]
+CellCandidates = tuple[tuple[str, ...], ...]  # per edge, its candidate op names
+
+
+class SkipDropout(nn.Module):
+    """Element-wise dropout after an identity skip-connect; ``p`` is set by the stage loop."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p > 0.0 and self.training:
+            return F.dropout(x, self.p, training=True)
+        return x
+
+
+def build_candidate(name: str, factory: OpFactory, channels: int, stride: int) -> nn.Module:
+    """A candidate as the search network holds it: affine-free, BN after pooling, dropout
+    after an identity."""
+    op = factory(channels, stride, False)
+    if getattr(factory, "search_batchnorm", False):
+        return nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
+    if isinstance(op, nn.Identity):
+        return nn.Sequential(op, SkipDropout())
+    return op
+
+
+class MixedOp(nn.Module):
+    """``sum_o w_o * o(x)`` over the edge's candidates; ``none`` adds nothing and is skipped."""
+
+    def __init__(self, ops: nn.ModuleList) -> None:
+        super().__init__()
+        self.ops = ops
+        self._active = [i for i, op in enumerate(ops) if not isinstance(op, Zero)]
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if not self._active:
+            return weights[0] * self.ops[0](x)
+        out = weights[self._active[0]] * self.ops[self._active[0]](x)
+        for i in self._active[1:]:
+            out = out + weights[i] * self.ops[i](x)
+        return out
+
+
+class SearchCell(nn.Module):
+    def __init__(
+        self,
+        steps: int,
+        prev_prev_channels: int,
+        prev_channels: int,
+        channels: int,
+        reduction: bool,
+        reduction_prev: bool,
+        candidates: CellCandidates,
+        factories: dict[str, OpFactory],
+    ) -> None:
+        super().__init__()
+        self.steps = steps
+        self.reduction = reduction
+        if reduction_prev:
+            self.preprocess0: nn.Module = FactorizedReduce(
+                prev_prev_channels, channels, affine=False
+            )
+        else:
+            self.preprocess0 = ReLUConvBN(prev_prev_channels, channels, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(prev_channels, channels, 1, 1, 0, affine=False)
+        edges = []
+        edge = 0
+        for node in range(steps):
+            for source in range(node + 2):
+                stride = 2 if reduction and source < 2 else 1
+                ops = nn.ModuleList(
+                    build_candidate(name, factories[name], channels, stride)
+                    for name in candidates[edge]
+                )
+                edges.append(MixedOp(ops))
+                edge += 1
+        self.edges = nn.ModuleList(edges)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        edge = 0
+        for _ in range(self.steps):
+            node = self.edges[edge](states[0], weights[edge])
+            for j in range(1, len(states)):
+                node = node + self.edges[edge + j](states[j], weights[edge + j])
+            edge += len(states)
+            states.append(node)
+        return torch.cat(states[2:], dim=1)
+
+
+def reduction_indices(cells: int) -> tuple[int, int]:
+    """Cells at one and two thirds of the depth reduce (DARTS)."""
+    return cells // 3, 2 * cells // 3
+
+
+class SearchNetwork(nn.Module):
+    """Stem, ``cells`` search cells sharing one set of alphas per cell type, classifier."""
+
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        cells: int,
+        in_channels: int,
+        normal_candidates: CellCandidates,
+        reduce_candidates: CellCandidates,
+        factories: dict[str, OpFactory],
+        steps: int = 4,
+        stem_multiplier: int = 3,
+        alpha_init_scale: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        self.steps = steps
+        self.normal_candidates = normal_candidates
+        self.reduce_candidates = reduce_candidates
+        stem_channels = stem_multiplier * channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, stem_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(stem_channels),
+        )
+        prev_prev, prev, current = stem_channels, stem_channels, channels
+        reductions = reduction_indices(cells)
+        reduction_prev = False
+        layers = []
+        for i in range(cells):
+            reduction = i in reductions
+            if reduction:
+                current *= 2
+            candidates = reduce_candidates if reduction else normal_candidates
+            layers.append(
+                SearchCell(
+                    steps,
+                    prev_prev,
+                    prev,
+                    current,
+                    reduction,
+                    reduction_prev,
+                    candidates,
+                    factories,
+                )
+            )
+            reduction_prev = reduction
+            prev_prev, prev = prev, steps * current
+        self.cells = nn.ModuleList(layers)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(prev, num_classes)
+        num_edges = edges_per_cell(steps)
+        self.alphas_normal = nn.Parameter(
+            alpha_init_scale * torch.randn(num_edges, len(normal_candidates[0]))
+        )
+        self.alphas_reduce = nn.Parameter(
+            alpha_init_scale * torch.randn(num_edges, len(reduce_candidates[0]))
+        )
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.alphas_normal, self.alphas_reduce]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if not name.startswith("alphas_")]
+
+    def set_skip_dropout(self, p: float) -> None:
+        for module in self.modules():
+            if isinstance(module, SkipDropout):
+                module.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normal = F.softmax(self.alphas_normal, dim=-1)
+        reduce = F.softmax(self.alphas_reduce, dim=-1)
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
+        return self.classifier(self.global_pooling(s1).flatten(1))
+
+    def arch_weights(self, extra: dict[str, object] | None = None) -> ArchWeights:
+        """The current candidates and raw alphas in ``pdarts-arch/1`` form."""
+
+        def cell(candidates: CellCandidates, alphas: torch.Tensor) -> tuple[EdgeWeights, ...]:
+            rows = alphas.detach().float().cpu().tolist()
+            return tuple(EdgeWeights(ops, tuple(row)) for ops, row in zip(candidates, rows))
+
+        return ArchWeights(
+            self.steps,
+            cell(self.normal_candidates, self.alphas_normal),
+            cell(self.reduce_candidates, self.alphas_reduce),
+            dict(extra or {}),
+        )
