@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pdarts_cli.errors import RegistryError
 
@@ -104,7 +104,7 @@ class Registry(Generic[T]):
             known = ", ".join(self.names()) or "none"
             raise RegistryError(f"unknown {self.kind} {name!r}; known: {known}")
         try:
-            obj = eps[name].load()
+            obj = cast(T, eps[name].load())
         except Exception as exc:  # a broken plugin must never break the tool
             raise RegistryError(
                 f"{self.kind} {name!r} from {self._entries[name].distribution} failed to load: "

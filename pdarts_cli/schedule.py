@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -24,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SCHEDULE_FORMAT = "pdarts-schedule/1"
+SCHEDULE_FORMAT: Final = "pdarts-schedule/1"
 
 # The DARTS candidate ops in their canonical order (ALGORITHM.md, "Search space").
 DARTS_OPS: tuple[str, ...] = (
@@ -324,10 +324,7 @@ def read_schedule_file(path: Path) -> Schedule:
     except OSError as exc:
         raise ConfigError(f"cannot read schedule {path}: {exc.strerror or exc}") from exc
     try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot parse schedule {path}: {exc}") from exc
     if not isinstance(data, dict):

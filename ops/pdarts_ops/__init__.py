@@ -131,7 +131,10 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+        out: torch.Tensor = self.bn(
+            torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1)
+        )
+        return out
 
 
 def with_search_batchnorm(factory: OpFactory) -> OpFactory:

@@ -152,7 +152,7 @@ def _build_stage(
         alpha_init_scale=schedule.alphas.init_scale,
     ).to(env.device)
     if env.channels_last:
-        network = network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        network = network.to(memory_format=torch.channels_last)
     w, a = schedule.weights, schedule.alphas
     weight_optimizer = torch.optim.SGD(
         network.weight_parameters(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay

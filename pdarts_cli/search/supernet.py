@@ -7,7 +7,7 @@ rate the stage loop decays epoch by epoch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -54,8 +54,9 @@ class MixedOp(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if not self._active:
-            return weights[0] * self.ops[0](x)
-        out = weights[self._active[0]] * self.ops[self._active[0]](x)
+            zeros: torch.Tensor = weights[0] * self.ops[0](x)
+            return zeros
+        out: torch.Tensor = weights[self._active[0]] * self.ops[self._active[0]](x)
         for i in self._active[1:]:
             out = out + weights[i] * self.ops[i](x)
         return out
@@ -189,7 +190,8 @@ class SearchNetwork(nn.Module):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
-        return self.classifier(self.global_pooling(s1).flatten(1))
+        logits: torch.Tensor = self.classifier(self.global_pooling(s1).flatten(1))
+        return logits
 
     def arch_weights(self, extra: dict[str, object] | None = None) -> ArchWeights:
         """The current candidates and raw alphas in ``pdarts-arch/1`` form."""

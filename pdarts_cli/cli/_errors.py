@@ -1,0 +1,50 @@
+"""One place that turns the tool's own exceptions into one line and an exit code.
+
+``PDARTS_DEBUG=1`` lets them through with their traceback. Any other exception is an internal
+error and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from pdarts_cli.errors import PdartsError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+INTERRUPTED_EXIT_CODE = 130
+
+
+def error_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, exit_code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on stderr; raise the returned Exit."""
+    error_console().print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(exit_code)
+
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Report PdartsError as one line and a non-zero exit, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except PdartsError as exc:
+            if os.environ.get("PDARTS_DEBUG") == "1":
+                raise
+            raise fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", INTERRUPTED_EXIT_CODE) from None
+
+    return wrapper

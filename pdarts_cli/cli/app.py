@@ -1,0 +1,40 @@
+"""The ``pdarts`` application: composes the subcommands, nothing else."""
+
+from __future__ import annotations
+
+import typer
+
+from pdarts_cli import __version__
+from pdarts_cli.cli import registry, schedule
+from pdarts_cli.cli.search import search
+
+app = typer.Typer(
+    name="pdarts",
+    help="Progressive DARTS (P-DARTS) architecture search.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("search")(search)
+app.add_typer(schedule.app, name="schedule")
+app.add_typer(registry.ops_app, name="ops")
+app.add_typer(registry.datasets_app, name="datasets")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pdarts {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """Progressive DARTS (P-DARTS) architecture search."""
+
+
+def main() -> None:
+    app()

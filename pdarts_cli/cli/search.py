@@ -1,0 +1,180 @@
+"""``pdarts search``: parse options into a schedule and options, run or resume, render."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pdarts_cli.cli._errors import fail, user_errors
+from pdarts_cli.schedule import load_schedule, preset_for_dataset
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class AlphaOrder(str, Enum):
+    first = "first"
+    second = "second"
+
+
+def _default_out() -> Path:
+    return Path("runs") / dt.datetime.now().strftime("search-%Y%m%d-%H%M%S")
+
+
+RESUME_CONFLICTS = (
+    "dataset",
+    "schedule",
+    "out",
+    "epochs",
+    "warmup_epochs",
+    "batch_size",
+    "channels",
+    "seed",
+    "alpha_order",
+    "image_size",
+    "download",
+    "force",
+)
+
+
+@user_errors
+def search(
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="cifar10, cifar100, digits, npz:PATH, imagefolder:PATH, or a plugin's dataset.",
+        ),
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule",
+            "-s",
+            metavar="NAME|FILE",
+            help="Preset (paper-cifar10, paper-cifar100, quick) or .toml/.json file. "
+            "Default: the paper's schedule for the dataset.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run directory to create (default runs/search-<time>)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="PDARTS_DATA",
+            help="Where downloaded datasets live (default: a per-user cache folder).",
+        ),
+    ] = None,
+    download: Annotated[
+        bool, typer.Option("--download", help="Fetch CIFAR when it is missing.")
+    ] = False,
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", help="Resize image folders to this size.")
+    ] = None,
+    device: Annotated[
+        Device, typer.Option("--device", help="auto: CUDA, then MPS, then CPU.")
+    ] = Device.auto,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs of every stage.")] = None,
+    warmup_epochs: Annotated[
+        int | None,
+        typer.Option("--warmup-epochs", help="Weights-only epochs at the start of every stage."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Batch size of every stage.")
+    ] = None,
+    channels: Annotated[
+        int | None, typer.Option("--channels", help="Initial channels of every stage.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    alpha_order: Annotated[
+        AlphaOrder | None,
+        typer.Option(
+            "--alpha-order", help="first (P-DARTS) or second (DARTS unrolled) alpha steps."
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume", metavar="RUN_DIR", help="Continue a killed run from its checkpoint."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing run in --out.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the final genotype.")
+    ] = False,
+) -> None:
+    """Search a cell with P-DARTS: progressive stages, search space approximation and
+    skip-connect dropout. Leaves a run directory that `pdarts refine` and `pdarts train` read."""
+    from pdarts_cli.cli.progress import ConsoleObserver
+    from pdarts_cli.search import SearchObserver, SearchOptions, resume_search, run_search
+
+    console = Console(highlight=False)
+    observer = SearchObserver() if quiet else ConsoleObserver(console, live=console.is_terminal)
+    if resume is not None:
+        given = {
+            "dataset": dataset,
+            "schedule": schedule,
+            "out": out,
+            "epochs": epochs,
+            "warmup_epochs": warmup_epochs,
+            "batch_size": batch_size,
+            "channels": channels,
+            "seed": seed,
+            "alpha_order": alpha_order,
+            "image_size": image_size,
+            "download": download or None,
+            "force": force or None,
+        }
+        clashing = [name for name in RESUME_CONFLICTS if given[name] is not None]
+        if clashing:
+            flag = "--" + clashing[0].replace("_", "-")
+            raise fail(f"{flag} cannot be combined with --resume: a resumed run keeps its settings")
+        result = resume_search(resume, device=device.value, data_dir=data_dir, observer=observer)
+    else:
+        if dataset is None:
+            raise fail("give --dataset (for example --dataset digits), or --resume RUN_DIR")
+        resolved = load_schedule(schedule or preset_for_dataset(dataset)).with_overrides(
+            epochs=epochs,
+            warmup_epochs=warmup_epochs,
+            batch_size=batch_size,
+            channels=channels,
+            seed=seed,
+        )
+        if alpha_order is not None:
+            resolved = resolved.with_overrides(
+                alphas={**resolved.alphas.model_dump(), "order": alpha_order.value}
+            )
+        options = SearchOptions(
+            dataset=dataset,
+            data_dir=data_dir,
+            download=download,
+            image_size=image_size,
+            device=device.value,
+        )
+        result = run_search(
+            resolved, options, out or _default_out(), force=force, observer=observer
+        )
+    if quiet:
+        typer.echo(result.genotype.to_darts())
+        return
+    console.print(f"\n[bold]genotype[/] ({result.run_dir / 'genotype.json'}):")
+    console.print(result.genotype.to_darts(), soft_wrap=True)
+    console.print(
+        f"skip-connects: normal {result.genotype.count('skip_connect')}, reduce "
+        f"{result.genotype.count('skip_connect', 'reduce')}; search took {result.seconds:.0f}s"
+    )
