@@ -14,7 +14,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.registry import op_registry
@@ -69,14 +77,16 @@ class StageSchedule(FrozenModel):
     )
     channels: int = Field(default=16, ge=1, description="Initial channels (paper: 16).")
 
-    @model_validator(mode="after")
-    def _warmup_shorter_than_stage(self) -> StageSchedule:
-        if self.warmup_epochs >= self.epochs:
+    @field_validator("warmup_epochs")
+    @classmethod
+    def _warmup_shorter_than_stage(cls, warmup_epochs: int, info: ValidationInfo) -> int:
+        epochs = info.data.get("epochs")
+        if epochs is not None and warmup_epochs >= epochs:
             raise ValueError(
-                f"warmup_epochs ({self.warmup_epochs}) must be less than epochs ({self.epochs}): "
+                f"must be less than epochs ({epochs}), got {warmup_epochs}: "
                 "a stage needs at least one epoch that updates the alphas"
             )
-        return self
+        return warmup_epochs
 
 
 class WeightOptimizer(FrozenModel):
@@ -299,6 +309,9 @@ def preset_for_dataset(dataset: str) -> str:
 def format_validation_error(error: ValidationError) -> str:
     """The first pydantic error as ``field.path: message``, with a count of the others."""
     items = error.errors()
+    # A list whose items failed is also reported as too short; that echo adds nothing.
+    failed = {item["loc"][:-1] for item in items if len(item["loc"]) > 1}
+    items = [i for i in items if not (i["type"] == "too_short" and i["loc"] in failed)] or items
     first = items[0]
     location = ".".join(str(part) for part in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
@@ -319,12 +332,17 @@ def validate_schedule(data: Mapping[str, Any], source: str) -> Schedule:
 
 def read_schedule_file(path: Path) -> Schedule:
     """A schedule from a .toml or .json file."""
+    suffix = path.suffix.lower()
+    if suffix not in {".toml", ".json"}:
+        raise ConfigError(f"schedule files are .toml or .json, got {path}")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read schedule {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read schedule {path}: not UTF-8 text ({exc.reason})") from exc
     try:
-        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+        data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot parse schedule {path}: {exc}") from exc
     if not isinstance(data, dict):

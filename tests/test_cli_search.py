@@ -1,0 +1,169 @@
+"""`pdarts search` end to end on the embedded digits: the run directory and what is printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import tiny_schedule_dict
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from pdarts_cli.arch import read_arch
+from pdarts_cli.cli.app import app
+from pdarts_cli.genotype import read_genotype_file
+from pdarts_cli.schedule import read_schedule_file, validate_schedule
+
+runner = CliRunner()
+
+RUN_FILES = {
+    "run.json",
+    "schedule.json",
+    "metrics.jsonl",
+    "checkpoint.safetensors",
+    "stage-1.arch.json",
+    "stage-1.safetensors",
+    "stage-2.arch.json",
+    "stage-2.safetensors",
+    "final.arch.json",
+    "genotype.json",
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("cli")
+    schedule = root / "tiny.json"
+    schedule.write_text(json.dumps(tiny_schedule_dict(seed=5)))
+    out = root / "run"
+    result = runner.invoke(
+        app, ["search", "--dataset", "digits", "--schedule", str(schedule), "--out", str(out),
+              "--epochs", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_run_directory_holds_every_artifact(finished_run: tuple[Path, str]) -> None:
+    out, _ = finished_run
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+
+
+def test_schedule_json_is_what_ran(finished_run: tuple[Path, str]) -> None:
+    out, _ = finished_run
+    ran = read_schedule_file(out / "schedule.json")
+    assert ran == validate_schedule(tiny_schedule_dict(seed=5), "t").with_overrides(epochs=2)
+
+
+def test_stage_files_follow_the_approximation(finished_run: tuple[Path, str]) -> None:
+    out, _ = finished_run
+    stage1, stage2 = read_arch(out / "stage-1.arch.json"), read_arch(out / "stage-2.arch.json")
+    assert stage1.extra["stage"] == 1 and stage2.extra["cells_in_network"] == 4
+    assert all(len(edge.ops) == 8 for edge in stage1.normal + stage1.reduce)
+    assert all(len(edge.ops) == 3 for edge in stage2.normal + stage2.reduce)
+    for before, after in zip(stage1.normal, stage2.normal, strict=True):
+        assert set(after.ops) <= set(before.ops)
+    assert read_arch(out / "final.arch.json") == stage2
+    weights = load_file(str(out / "stage-2.safetensors"))
+    assert weights["alphas_normal"].shape == (14, 3)
+
+
+def test_genotype_and_metrics(finished_run: tuple[Path, str]) -> None:
+    out, output = finished_run
+    genotype = read_genotype_file(out / "genotype.json")
+    assert len(genotype.normal) == 8 and genotype.normal_concat == (2, 3, 4, 5)
+    assert all(op != "none" for op, _ in genotype.normal + genotype.reduce)
+    assert genotype.to_darts() in output.replace("\n", "")
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["epoch"]) for r in records] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert set(records[0]) >= {"lr", "train_loss", "train_accuracy", "skip_dropout_p", "seconds"}
+    assert records[0]["alpha_loss"] is None and records[1]["alpha_loss"] is not None
+    assert records[2]["skip_dropout_p"] == pytest.approx(0.4 * (2 - 0 - 1) / 2)
+
+
+def test_plain_output_when_not_a_terminal(finished_run: tuple[Path, str]) -> None:
+    _, output = finished_run
+    assert "stage 1 epoch 1" in output
+    assert "stage 2 normal cell" in output
+    assert "\x1b[" not in output  # no terminal control sequences in logs
+
+
+def test_existing_run_is_not_overwritten_without_force(finished_run: tuple[Path, str]) -> None:
+    out, _ = finished_run
+    before = (out / "genotype.json").read_text()
+    result = runner.invoke(app, ["search", "--dataset", "digits", "--out", str(out)])
+    assert result.exit_code != 0
+    assert "already holds a run" in result.output and "--force" in result.output
+    assert "Traceback" not in result.output
+    assert (out / "genotype.json").read_text() == before
+
+
+def test_resume_of_finished_run_is_one_line(finished_run: tuple[Path, str]) -> None:
+    out, _ = finished_run
+    result = runner.invoke(app, ["search", "--resume", str(out)])
+    assert result.exit_code != 0
+    assert "already complete" in result.output and "Traceback" not in result.output
+
+
+def test_quiet_prints_only_the_genotype(tmp_path: Path) -> None:
+    schedule = tmp_path / "tiny.toml"
+    schedule.write_text(
+        "\n".join(
+            [
+                'name = "tiny-toml"',
+                "valid_last_epochs = 0",
+                "[data]",
+                "crop_padding = 0",
+                "[[stages]]",
+                "cells = 3",
+                "ops_per_edge = 8",
+                "skip_dropout_rate = 0.0",
+                "epochs = 2",
+                "warmup_epochs = 1",
+                "batch_size = 256",
+                "channels = 4",
+            ]
+        )
+    )
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["search", "-d", "digits", "-s", str(schedule), "-o", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == read_genotype_file(out / "genotype.json").to_darts()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
+        (["--dataset", "digits", "--schedule", "no-such-preset"], "unknown schedule"),
+        (["--dataset", "cifar10", "--data-dir", "{tmp}"], "--download"),
+        (["--dataset", "digits", "--epochs", "1"], "warmup_epochs"),
+        (["--dataset", "digits", "--out", "/proc/pdarts-run"], "cannot write"),
+        (["--resume", "{tmp}"], "holds no pdarts run"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = runner.invoke(app, ["search", *args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_broken_schedule_file_is_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[[stages]\ncells = ")
+    result = runner.invoke(app, ["search", "-d", "digits", "-s", str(broken)])
+    assert result.exit_code != 0
+    assert "cannot parse schedule" in result.output and "Traceback" not in result.output
+
+
+def test_non_run_folder_is_never_emptied(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = runner.invoke(app, ["search", "-d", "digits", "-o", str(tmp_path), "--force"])
+    assert result.exit_code != 0 and "holds no pdarts run" in result.output
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
