@@ -147,6 +147,13 @@ DERIVE_CASES: list[tuple[str, dict[int, EdgeWeights], list[tuple[str, int]]]] = 
         [(S3, 0), (S3, 1), (S3, 1), (S3, 2), (S3, 2), (S3, 3), (S5, 1), (S5, 2)],
     ),
     (
+        # node2: edge 5 leads (0.8); edges 6, 7, 8 tie for second place at 0.6 -> the latest,
+        # edge 8: node2 keeps 5 and 8 (inputs 0 and 3)
+        "tie-for-second-place-goes-to-the-later-edge",
+        {5: STRONG},
+        [(S3, 0), (S3, 1), (S3, 1), (S3, 2), (S5, 0), (S3, 3), (S3, 3), (S3, 4)],
+    ),
+    (
         # edge 1: max_pool and avg_pool tie exactly at 0.4 -> the later op, avg_pool
         "op-ties-go-to-the-later-op",
         {1: edge(none=0.2, max_pool_3x3=0.4, avg_pool_3x3=0.4)},

@@ -141,7 +141,7 @@ REFUSED: list[tuple[str, tuple[str | int, ...], Any, str]] = [
         "warmup-above-epochs",
         ("stages", 2, "warmup_epochs"),
         5,
-        f"stages.2: warmup_epochs (5) must be less than epochs (4): {WARMUP_RULE}",
+        f"stages.2.warmup_epochs: must be less than epochs (4), got 5: {WARMUP_RULE}",
     ),
     (
         "epochs-0",

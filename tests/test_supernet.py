@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from pdarts_ops import FactorizedReduce, Zero, avg_pool_3x3, max_pool_3x3, skip_connect, zero
 from torch import nn
+from torch.func import functional_call
 
 from pdarts_cli.arch import arch_from_dict, arch_json
 from pdarts_cli.device import Precision
@@ -294,6 +295,52 @@ def test_second_order_grads_are_finite_and_leave_the_weights() -> None:
     assert logits.shape == (4, 10)
     for old, p in zip(before, net.parameters()):
         assert torch.equal(old, p.detach())
+
+
+def test_second_order_matches_the_darts_formula() -> None:
+    """DARTS (Liu et al. 2019, eqs. 7-8), written out here with torch.func:
+    w' = w - lr * (dL_train/dw + wd * w + momentum * buf);  v = dL_val(w', a)/dw';
+    eps = 0.01 / ||v||;  grad = dL_val(w', a)/da - lr * (dL_train(w + eps v)/da
+    - dL_train(w - eps v)/da) / (2 eps)."""
+    net = tiny_network(alpha_init_scale=1.0)  # alphas of order 1: a sizeable Hessian term
+    x, y = tiny_batch(seed=1)
+    xa, ya = tiny_batch(seed=2)
+    lr, momentum, decay = 0.1, 0.9, 3e-4
+    optimizer = torch.optim.SGD(
+        net.weight_parameters(), lr=lr, momentum=momentum, weight_decay=decay
+    )
+    F.cross_entropy(net(x), y).backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    got, _, _ = second_order_grads(net, x, y, xa, ya, optimizer, FP32)
+
+    names = [n for n, _ in net.named_parameters() if not n.startswith("alphas_")]
+    params = net.weight_parameters()
+    alphas = net.arch_parameters()
+    alpha_names = ["alphas_normal", "alphas_reduce"]
+
+    def loss_at(weights: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        state = {**dict(zip(names, weights)), **dict(zip(alpha_names, alphas))}
+        return F.cross_entropy(functional_call(net, state, (xb,)), yb)
+
+    w = [p.detach() for p in params]
+    g = torch.autograd.grad(loss_at(list(params), x, y), params)
+    virtual = [
+        (wi - lr * (gi + decay * wi + momentum * optimizer.state[p]["momentum_buffer"]))
+        .detach()
+        .requires_grad_(True)
+        for wi, gi, p in zip(w, g, params)
+    ]
+    out = torch.autograd.grad(loss_at(virtual, xa, ya), [*alphas, *virtual])
+    direct, v = out[: len(alphas)], out[len(alphas) :]
+    eps = 0.01 / torch.cat([t.flatten() for t in v]).norm()
+    plus = torch.autograd.grad(loss_at([a + eps * b for a, b in zip(w, v)], x, y), alphas)
+    minus = torch.autograd.grad(loss_at([a - eps * b for a, b in zip(w, v)], x, y), alphas)
+    expected = [d - lr * (p - m) / (2 * eps) for d, p, m in zip(direct, plus, minus)]
+
+    for e, d, r in zip(expected, direct, got):
+        assert (e - d).norm() > 0.1 * e.norm()  # the Hessian term matters in this check
+        torch.testing.assert_close(r, e, rtol=1e-3, atol=1e-5)
 
 
 def test_second_order_with_zero_lr_is_first_order() -> None:

@@ -1,0 +1,108 @@
+"""Time one search iteration (alpha step + weight step) of a schedule's stage; print JSON.
+
+    python benchmarks/search_step.py --schedule paper-cifar10 --stage 2 --batch-size 96 \
+        --device cuda --amp bf16 --channels-last on
+
+Uses the search loop's own code on synthetic 32x32 RGB data, so what it times is what
+`pdarts search` runs. The first epoch is a warm-up and is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from pdarts_cli.data import DatasetInfo, ImageDataset, ImageTensors
+from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
+from pdarts_cli.schedule import load_schedule
+from pdarts_cli.search.events import SearchObserver
+from pdarts_cli.search.progressive import (
+    SearchEnvironment,
+    _all_candidates,
+    _build_stage,
+    _stage_batches,
+    _train_epoch,
+)
+
+
+def synthetic_dataset(images: int, size: int, classes: int) -> ImageDataset:
+    generator = torch.Generator().manual_seed(0)
+    data = ImageTensors(
+        torch.randint(0, 256, (images, 3, size, size), dtype=torch.uint8, generator=generator),
+        torch.randint(0, classes, (images,), generator=generator),
+    )
+    info = DatasetInfo("synthetic", classes, 3, size, (0.5,) * 3, (0.25,) * 3)
+    return ImageDataset(info, data, data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schedule", default="paper-cifar10")
+    parser.add_argument("--stage", type=int, default=1, help="1-based stage")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=8, help="timed iterations")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
+    parser.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"])
+    parser.add_argument("--image-size", type=int, default=32)
+    args = parser.parse_args()
+
+    schedule = load_schedule(args.schedule).with_overrides(batch_size=args.batch_size)
+    schedule = schedule.with_overrides(amp=args.amp, channels_last=args.channels_last)
+    device = resolve_device(args.device)
+    env = SearchEnvironment(
+        data=synthetic_dataset(2 * args.batch_size * args.steps, args.image_size, 10),
+        device=device,
+        precision=resolve_precision(schedule.amp, device),
+        channels_last=resolve_channels_last(schedule.channels_last, device),
+        dataset="synthetic",
+    )
+    index = args.stage - 1
+    config = schedule.stages[index]
+    # Stage k's candidate count per edge, as the approximation leaves it (which ops does not
+    # change the cost much; the count does).
+    candidates = tuple(edge[: config.ops_per_edge] for edge in _all_candidates(schedule))
+    stage = _build_stage(schedule, index, candidates, candidates, env)
+    batches = _stage_batches(schedule, config, env)
+    joint_epoch = config.warmup_epochs  # alpha and weight steps, as in a joint epoch
+
+    def epoch() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        _train_epoch(
+            schedule, stage, joint_epoch, batches.weights, batches.alphas, env, SearchObserver()
+        )
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    epoch()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    seconds = epoch()
+    result = {
+        "schedule": schedule.name,
+        "stage": args.stage,
+        "cells": config.cells,
+        "ops_per_edge": config.ops_per_edge,
+        "batch_size": args.batch_size,
+        "device": str(device),
+        "precision": env.precision.label,
+        "channels_last": env.channels_last,
+        "steps": len(batches.weights),
+        "seconds_per_step": seconds / len(batches.weights),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(device)
+        result["max_memory_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        result["max_memory_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
