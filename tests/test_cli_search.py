@@ -38,8 +38,18 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     schedule.write_text(json.dumps(tiny_schedule_dict(seed=5)))
     out = root / "run"
     result = runner.invoke(
-        app, ["search", "--dataset", "digits", "--schedule", str(schedule), "--out", str(out),
-              "--epochs", "2"],
+        app,
+        [
+            "search",
+            "--dataset",
+            "digits",
+            "--schedule",
+            str(schedule),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+        ],
     )
     assert result.exit_code == 0, result.output
     return out, result.output
@@ -59,7 +69,8 @@ def test_schedule_json_is_what_ran(finished_run: tuple[Path, str]) -> None:
 def test_stage_files_follow_the_approximation(finished_run: tuple[Path, str]) -> None:
     out, _ = finished_run
     stage1, stage2 = read_arch(out / "stage-1.arch.json"), read_arch(out / "stage-2.arch.json")
-    assert stage1.extra["stage"] == 1 and stage2.extra["cells_in_network"] == 4
+    assert stage1.extra["stage"] == 1
+    assert stage2.extra["cells_in_network"] == 4
     assert all(len(edge.ops) == 8 for edge in stage1.normal + stage1.reduce)
     assert all(len(edge.ops) == 3 for edge in stage2.normal + stage2.reduce)
     for before, after in zip(stage1.normal, stage2.normal, strict=True):
@@ -72,13 +83,15 @@ def test_stage_files_follow_the_approximation(finished_run: tuple[Path, str]) ->
 def test_genotype_and_metrics(finished_run: tuple[Path, str]) -> None:
     out, output = finished_run
     genotype = read_genotype_file(out / "genotype.json")
-    assert len(genotype.normal) == 8 and genotype.normal_concat == (2, 3, 4, 5)
+    assert len(genotype.normal) == 8
+    assert genotype.normal_concat == (2, 3, 4, 5)
     assert all(op != "none" for op, _ in genotype.normal + genotype.reduce)
     assert genotype.to_darts() in output.replace("\n", "")
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [(r["stage"], r["epoch"]) for r in records] == [(1, 1), (1, 2), (2, 1), (2, 2)]
     assert set(records[0]) >= {"lr", "train_loss", "train_accuracy", "skip_dropout_p", "seconds"}
-    assert records[0]["alpha_loss"] is None and records[1]["alpha_loss"] is not None
+    assert records[0]["alpha_loss"] is None
+    assert records[1]["alpha_loss"] is not None
     assert records[2]["skip_dropout_p"] == pytest.approx(0.4 * (2 - 0 - 1) / 2)
 
 
@@ -94,7 +107,8 @@ def test_existing_run_is_not_overwritten_without_force(finished_run: tuple[Path,
     before = (out / "genotype.json").read_text()
     result = runner.invoke(app, ["search", "--dataset", "digits", "--out", str(out)])
     assert result.exit_code != 0
-    assert "already holds a run" in result.output and "--force" in result.output
+    assert "already holds a run" in result.output
+    assert "--force" in result.output
     assert "Traceback" not in result.output
     assert (out / "genotype.json").read_text() == before
 
@@ -103,7 +117,8 @@ def test_resume_of_finished_run_is_one_line(finished_run: tuple[Path, str]) -> N
     out, _ = finished_run
     result = runner.invoke(app, ["search", "--resume", str(out)])
     assert result.exit_code != 0
-    assert "already complete" in result.output and "Traceback" not in result.output
+    assert "already complete" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_quiet_prints_only_the_genotype(tmp_path: Path) -> None:
@@ -159,11 +174,13 @@ def test_broken_schedule_file_is_one_line(tmp_path: Path) -> None:
     broken.write_text("[[stages]\ncells = ")
     result = runner.invoke(app, ["search", "-d", "digits", "-s", str(broken)])
     assert result.exit_code != 0
-    assert "cannot parse schedule" in result.output and "Traceback" not in result.output
+    assert "cannot parse schedule" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_non_run_folder_is_never_emptied(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
     result = runner.invoke(app, ["search", "-d", "digits", "-o", str(tmp_path), "--force"])
-    assert result.exit_code != 0 and "holds no pdarts run" in result.output
+    assert result.exit_code != 0
+    assert "holds no pdarts run" in result.output
     assert (tmp_path / "precious.txt").read_text() == "keep me"

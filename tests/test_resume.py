@@ -88,4 +88,3 @@ def test_resume_of_a_complete_run_is_refused(tmp_path: Path, tiny_schedule: Sche
 def test_resume_needs_a_run_directory(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="holds no pdarts run"):
         resume_search(tmp_path)
-
