@@ -1,4 +1,4 @@
-"""The CUDA path: a tiny search in bf16 autocast with channels_last. Skipped without a GPU."""
+"""The CUDA path: tiny searches in float32 and in bf16 autocast with channels_last."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("amp", ["auto", "off"])
-def test_tiny_search_on_cuda(tmp_path: Path, tiny_schedule: Schedule, amp: str) -> None:
-    schedule = tiny_schedule.with_overrides(amp=amp, channels_last="auto")
+@pytest.mark.parametrize(("amp", "channels_last"), [("auto", "auto"), ("bf16", "on")])
+def test_tiny_search_on_cuda(
+    tmp_path: Path, tiny_schedule: Schedule, amp: str, channels_last: str
+) -> None:
+    schedule = tiny_schedule.with_overrides(amp=amp, channels_last=channels_last)
     result = run_search(schedule, SearchOptions(dataset="digits", device="cuda"), tmp_path / "r")
     arch = read_arch(tmp_path / "r" / "final.arch.json")
     alphas = [a for edge in arch.normal + arch.reduce for a in edge.alpha]

@@ -10,8 +10,10 @@ import math
 from itertools import pairwise
 
 import pytest
+import torch
 
 from pdarts_cli.arch import ArchWeights, EdgeWeights
+from pdarts_cli.device import resolve_channels_last, resolve_precision
 from pdarts_cli.schedule import DARTS_OPS, SkipDropoutDecay
 from pdarts_cli.search.derive import approximate_search_space, edge_probabilities
 from pdarts_cli.search.progressive import _stage_report, cosine_lr, derive_seed, skip_dropout_p
@@ -213,3 +215,11 @@ def test_stage_report_after_the_last_stage() -> None:
     assert all(r.kept == ("max_pool_3x3",) for r in report.normal[2:])
     assert all(r.kept == ("avg_pool_3x3",) for r in report.reduce)
     assert report.normal[0].probabilities == tuple(edge_probabilities((5.0, 1.0, 2.0)))
+
+
+def test_cuda_numerics_default_to_float32_and_standard_layout() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu).dtype is None
+    assert resolve_precision("bf16", cpu).dtype is None  # autocast is for CUDA only
+    assert resolve_channels_last("auto", cpu) is False
+    assert resolve_channels_last("on", cpu) is True
