@@ -184,3 +184,13 @@ def test_non_run_folder_is_never_emptied(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "holds no pdarts run" in result.output
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_unknown_op_in_a_schedule_file_is_one_line(tmp_path: Path) -> None:
+    schedule = tmp_path / "ops.json"
+    data = tiny_schedule_dict(candidate_ops=["none", "skip_connect", "conv_9x9"])
+    schedule.write_text(json.dumps(data))
+    result = runner.invoke(app, ["search", "-d", "digits", "-s", str(schedule)])
+    assert result.exit_code != 0
+    assert "unknown op 'conv_9x9'; known ops: avg_pool_3x3," in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -259,16 +259,6 @@ def test_cli_ops_list_shows_the_plugin_and_warns_about_the_broken_op(plugin: Pat
     ]
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    # Tensors of a few channels at 8x8: with several test processes on two cores, extra
-    # intra-op threads mostly wait for each other (measured: 13 s on one thread, 160 s on two).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def plugin_conv_count(weights: dict[str, torch.Tensor]) -> int:
     """Full c x c 3x3 kernels: only the plugin's op has them (separable and dilated convs are
     depthwise + 1x1, the stem has the image's channels in, preprocessing is 1x1)."""
@@ -280,7 +270,7 @@ def plugin_conv_count(weights: dict[str, torch.Tensor]) -> int:
 
 
 @pytest.mark.slow
-def test_search_with_a_plugin_op(plugin: Path, one_thread: None, tmp_path: Path) -> None:
+def test_search_with_a_plugin_op(plugin: Path, tmp_path: Path) -> None:
     """The key test: a plugin installed by pip becomes a candidate of a real search."""
     candidates = ("none", "skip_connect", "sep_conv_3x3", PLUGIN_OP)
     stage = {"epochs": 2, "warmup_epochs": 1, "batch_size": 64, "channels": 4}

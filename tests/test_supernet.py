@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -33,16 +32,6 @@ from pdarts_cli.search.supernet import (
 FP32 = Precision("cpu", None)
 EDGES = 14  # a 4-step cell
 BN_EPS = 1e-5  # torch.nn.BatchNorm2d's default
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """These tensors are tiny: one intra-op thread is faster, and on a busy 2-core machine
-    OpenMP's barriers made every small convolution wait for a descheduled thread (ms each)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def all_candidates(ops: tuple[str, ...] = DARTS_OPS) -> tuple[tuple[str, ...], ...]:

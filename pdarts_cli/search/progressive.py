@@ -9,6 +9,8 @@ epoch), so a resumed run continues bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pdarts_cli.arch import ArchWeights, arch_json
+from pdarts_cli.arch import ArchWeights, EdgeWeights, arch_json
 from pdarts_cli.checkpoint import (
     atomic_write_text,
     flatten_state,
@@ -75,8 +77,11 @@ def derive_seed(seed: int, *labels: int) -> int:
 
 
 def cosine_lr(lr: float, lr_min: float, epoch: int, epochs: int) -> float:
-    """Cosine annealing, stepped per epoch: epoch 0 uses ``lr``, the floor is reached at
-    ``epochs`` (as the authors' scheduler, stepped at the start of every epoch)."""
+    """Cosine annealing stepped per epoch: epoch 0 uses ``lr`` and the floor lies at ``epochs``.
+
+    This is what the authors' ``scheduler.step()`` at the start of every epoch computes with
+    the PyTorch versions their code targets (<= 1.0, where construction leaves last_epoch -1).
+    """
     return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
 
 
@@ -254,7 +259,7 @@ def _apply_grads(
 
 def _endless(source: BatchSource, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The alpha half, restarted with a fresh shuffle whenever it runs out (authors' code)."""
-    for restart in range(1 << 30):
+    for restart in itertools.count():
         yield from source.epoch(derive_seed(seed, restart))
 
 
@@ -353,7 +358,7 @@ def _evaluate(network: SearchNetwork, batches: BatchSource, env: SearchEnvironme
 def _stage_report(arch: ArchWeights, keep: int | None) -> StageReport:
     """Per edge: probabilities and what survives (next stage's candidates, or the final op)."""
 
-    def cell(edges: tuple[Any, ...]) -> tuple[EdgeReport, ...]:
+    def cell(edges: tuple[EdgeWeights, ...]) -> tuple[EdgeReport, ...]:
         reports = []
         if keep is not None:
             survivors = approximate_search_space(edges, keep)
@@ -518,12 +523,8 @@ def run_stages(
             _save_checkpoint(run_dir, index + 1, 0, normal, reduce, None)
     assert arch is not None  # the schedule has at least one stage
     atomic_write_text(run_dir / FINAL_ARCH_FILE, arch_json(arch))
-    genotype = derive_genotype(arch)
-    genotype = type(genotype)(
-        genotype.normal,
-        genotype.normal_concat,
-        genotype.reduce,
-        genotype.reduce_concat,
+    genotype = dataclasses.replace(
+        derive_genotype(arch),
         meta={"dataset": env.dataset, "schedule": schedule.name, "source": FINAL_ARCH_FILE},
     )
     atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
