@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,9 @@ class Genotype:
 
     def cell(self, cell_type: str) -> Gene:
         return self.normal if cell_type == "normal" else self.reduce
+
+    def concat(self, cell_type: str) -> tuple[int, ...]:
+        return self.normal_concat if cell_type == "normal" else self.reduce_concat
 
     def count(self, op: str, cell_type: str = "normal") -> int:
         return sum(1 for name, _ in self.cell(cell_type) if name == op)
@@ -292,3 +296,61 @@ ZOO: dict[str, Callable[[], Genotype]] = {
         "Liu et al., DARTS, ICLR 2019 (first order)",
     ),
 }
+
+
+def known_op_names() -> list[str]:
+    from pdarts_cli.registry import op_registry
+
+    return op_registry().names()
+
+
+def load_genotype(spec: str) -> Genotype:
+    """A genotype from a zoo name, a file (JSON or DARTS syntax) or a DARTS-syntax string."""
+    if spec in ZOO:
+        return ZOO[spec]()
+    known = known_op_names()
+    if spec.lstrip().startswith("Genotype("):
+        return parse_darts(spec, source="genotype string", known_ops=known)
+    path = Path(spec)
+    if path.is_file():
+        return read_genotype_file(path, known_ops=known)
+    raise ArtifactError(
+        f"{spec!r} is not a genotype file, a DARTS string or a zoo name ({', '.join(ZOO)})"
+    )
+
+
+@dataclass(frozen=True)
+class NodeDifference:
+    cell_type: str
+    node: int  # intermediate node index, 0-based (node k is graph node k + 2)
+    only_a: tuple[tuple[str, int], ...]
+    only_b: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class GenotypeDiff:
+    nodes: tuple[NodeDifference, ...]
+    concat: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]  # (cell type, a, b)
+
+    @property
+    def identical(self) -> bool:
+        return not self.nodes and not self.concat
+
+
+def genotype_diff(a: Genotype, b: Genotype) -> GenotypeDiff:
+    """Per cell and node, the (op, input) pairs one genotype has and the other has not."""
+    nodes, concat = [], []
+    for cell_type in ("normal", "reduce"):
+        gene_a, gene_b = a.cell(cell_type), b.cell(cell_type)
+        for node in range(max(len(gene_a), len(gene_b)) // INPUTS_PER_NODE):
+            pairs = slice(INPUTS_PER_NODE * node, INPUTS_PER_NODE * (node + 1))
+            count_a, count_b = Counter(gene_a[pairs]), Counter(gene_b[pairs])
+            only_a, only_b = (
+                tuple((count_a - count_b).elements()),
+                tuple((count_b - count_a).elements()),
+            )
+            if only_a or only_b:
+                nodes.append(NodeDifference(cell_type, node, only_a, only_b))
+        if a.concat(cell_type) != b.concat(cell_type):
+            concat.append((cell_type, a.concat(cell_type), b.concat(cell_type)))
+    return GenotypeDiff(tuple(nodes), tuple(concat))

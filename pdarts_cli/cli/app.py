@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from pdarts_cli import __version__
-from pdarts_cli.cli import registry, schedule
+from pdarts_cli.cli import genotype, registry, schedule
+from pdarts_cli.cli.refine import refine
 from pdarts_cli.cli.search import search
 
 app = typer.Typer(
@@ -16,6 +17,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("search")(search)
+app.command("refine")(refine)
+app.add_typer(genotype.app, name="genotype")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(registry.ops_app, name="ops")
 app.add_typer(registry.datasets_app, name="datasets")

@@ -1,0 +1,103 @@
+"""``pdarts genotype list|show|plot|diff``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pdarts_cli.cli._errors import user_errors
+from pdarts_cli.genotype import INPUTS_PER_NODE, ZOO, Genotype, load_genotype
+
+app = typer.Typer(
+    help="Genotypes: published ones, files and DARTS strings; show, draw, compare.",
+    no_args_is_help=True,
+)
+
+GenotypeArg = Annotated[
+    str, typer.Argument(metavar="GENOTYPE", help="A genotype file, a DARTS string or a zoo name.")
+]
+
+
+def cell_table(genotype: Genotype, cell_type: str) -> Table:
+    table = Table(title=f"{cell_type} cell (concat {list(genotype.concat(cell_type))})")
+    table.add_column("node", justify="right")
+    table.add_column("op")
+    table.add_column("input")
+    names = {0: "c_{k-2}", 1: "c_{k-1}"}
+    for k, (op, source) in enumerate(genotype.cell(cell_type)):
+        node = k // INPUTS_PER_NODE
+        table.add_row(
+            str(node) if k % INPUTS_PER_NODE == 0 else "", op, names.get(source, str(source - 2))
+        )
+    return table
+
+
+@app.command("list")
+def list_zoo() -> None:
+    """The published genotypes that can be named instead of a file."""
+    table = Table(title="genotype zoo")
+    table.add_column("name", style="bold")
+    table.add_column("skip-connects (normal)", justify="right")
+    table.add_column("source")
+    for name, make in ZOO.items():
+        genotype = make()
+        table.add_row(
+            name, str(genotype.count("skip_connect")), str(genotype.meta.get("source", ""))
+        )
+    Console().print(table)
+
+
+@app.command("show")
+@user_errors
+def show(genotype: GenotypeArg) -> None:
+    """Print both cells as tables, and the genotype in DARTS syntax."""
+    resolved = load_genotype(genotype)
+    console = Console(highlight=False)
+    console.print(cell_table(resolved, "normal"))
+    console.print(cell_table(resolved, "reduce"))
+    console.print(resolved.to_darts(), soft_wrap=True)
+
+
+@app.command("plot")
+@user_errors
+def plot(
+    genotype: GenotypeArg,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="cell.svg, cell.png, cell.pdf or cell.dot")
+    ],
+) -> None:
+    """Draw both cells as the DARTS papers do (needs Graphviz's dot program)."""
+    from pdarts_cli.draw import draw_genotype
+
+    written = draw_genotype(load_genotype(genotype), out)
+    Console(highlight=False).print(f"wrote {written}")
+
+
+@app.command("diff")
+@user_errors
+def diff(genotype_a: GenotypeArg, genotype_b: GenotypeArg) -> None:
+    """The nodes whose (op, input) pairs differ between two genotypes."""
+    from pdarts_cli.genotype import genotype_diff
+
+    result = genotype_diff(load_genotype(genotype_a), load_genotype(genotype_b))
+    console = Console(highlight=False)
+    if result.identical:
+        console.print("identical")
+        return
+    table = Table(title="differences")
+    for column in ("cell", "node", "only in A", "only in B"):
+        table.add_column(column)
+    for node in result.nodes:
+        table.add_row(
+            node.cell_type,
+            str(node.node),
+            ", ".join(f"{op}({source})" for op, source in node.only_a),
+            ", ".join(f"{op}({source})" for op, source in node.only_b),
+        )
+    for cell_type, concat_a, concat_b in result.concat:
+        table.add_row(cell_type, "concat", str(list(concat_a)), str(list(concat_b)))
+    console.print(table)
