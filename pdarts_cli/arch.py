@@ -7,12 +7,14 @@ keys (``stage``, ``cells_in_network``, ``dataset``, ...) are kept as they are.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pdarts_cli.errors import ArtifactError
+from pdarts_cli.files import read_text
 
 ARCH_FORMAT = "pdarts-arch/1"
 CELL_TYPES = ("normal", "reduce")
@@ -63,6 +65,8 @@ def _parse_edge(raw: object, where: str) -> EdgeWeights:
         or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in alpha)
     ):
         raise ArtifactError(f"{where}.alpha: expected {len(ops)} numbers, one per op")
+    if not all(math.isfinite(a) for a in alpha):
+        raise ArtifactError(f"{where}.alpha: every alpha must be a finite number")
     return EdgeWeights(tuple(ops), tuple(float(a) for a in alpha))
 
 
@@ -95,9 +99,7 @@ def arch_from_dict(data: object, source: str = "architecture") -> ArchWeights:
 
 def read_arch(path: Path) -> ArchWeights:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        data = json.loads(read_text(path, ArtifactError))
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
     return arch_from_dict(data, source=str(path))

@@ -56,12 +56,21 @@ def cell_graph(genotype: Genotype) -> graphviz.Digraph:
     return graph
 
 
+def _write_source(graph: graphviz.Digraph, path: Path) -> None:
+    try:
+        path.write_text(graph.source, encoding="utf-8")
+    except OSError as exc:
+        raise PdartsError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def draw_genotype(genotype: Genotype, out: Path) -> Path:
     """Render both cells to ``out`` (.svg, .png, .pdf or .dot). Without Graphviz's ``dot``
     program the .dot source is written beside ``out`` and a PdartsError says how to finish."""
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise PdartsError(f"--out must end in one of {', '.join('.' + f for f in FORMATS)}: {out}")
+    if not out.parent.is_dir():
+        raise PdartsError(f"cannot write {out}: folder {out.parent} does not exist")
     graph = cell_graph(genotype)
     dot_path = out.with_suffix(".dot")
     try:
@@ -70,7 +79,7 @@ def draw_genotype(genotype: Genotype, out: Path) -> Path:
             return out
         out.write_bytes(graph.pipe(format=fmt))
     except graphviz.ExecutableNotFound:
-        dot_path.write_text(graph.source, encoding="utf-8")
+        _write_source(graph, dot_path)
         raise PdartsError(
             f"Graphviz's dot program was not found, so {dot_path} was written instead; install "
             f"Graphviz (apt-get install graphviz, brew install graphviz) and run "

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from pdarts_cli.errors import ArtifactError
+from pdarts_cli.files import read_text
 
 GENOTYPE_FORMAT = "pdarts-genotype/1"
 INPUTS_PER_NODE = 2  # every intermediate node sums two ops (DARTS)
+MAX_RANGE_LENGTH = 64  # a concat range in a DARTS string; bounded before it is expanded
 
 Gene = tuple[tuple[str, int], ...]
 
@@ -155,13 +157,13 @@ def write_genotype(genotype: Genotype, path: Path) -> None:
 
 
 def read_genotype_file(path: Path, known_ops: Sequence[str] | None = None) -> Genotype:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    """A ``pdarts-genotype/1`` JSON file, or a file holding a DARTS-syntax string."""
+    text = read_text(path, ArtifactError)
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as exc:
+        if path.suffix.lower() == ".json":
+            raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
         return parse_darts(text, source=str(path), known_ops=known_ops)
     return genotype_from_dict(data, source=str(path), known_ops=known_ops)
 
@@ -183,8 +185,9 @@ def _literal(node: ast.expr, where: str) -> Any:
         and 1 <= len(node.args) <= 2
     ):
         bounds = [_literal(arg, where) for arg in node.args]
-        if all(isinstance(b, int) for b in bounds):
-            return list(range(*bounds))
+        nodes = range(*bounds) if all(isinstance(b, int) for b in bounds) else None
+        if nodes is not None and len(nodes) <= MAX_RANGE_LENGTH:
+            return list(nodes)
     raise ArtifactError(
         f"{where}: only lists, tuples, strings, integers and range(a, b) are allowed"
     )

@@ -15,6 +15,7 @@ from pdarts_cli.runlog import FINAL_ARCH_FILE
 from pdarts_cli.search.derive import derive_genotype
 
 PAPER_MAX_SKIP = 2  # the paper's M (section 3.2.2)
+MAX_SKIP_LIMIT = 64  # far above any cell's edge count (8 for 4 steps); bounds a range's files
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
@@ -29,6 +30,11 @@ def parse_max_skip(text: str) -> list[int]:
     high = int(match.group(2)) if match.group(2) is not None else low
     if high < low:
         raise PdartsError(f"--max-skip range {text.strip()!r} is empty: {high} < {low}")
+    if high > MAX_SKIP_LIMIT:
+        raise PdartsError(
+            f"--max-skip {high} is above {MAX_SKIP_LIMIT}; a normal cell keeps 2 edges per node, "
+            "so any M of at least that many keeps every skip-connect"
+        )
     return list(range(low, high + 1))
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from pdarts_cli.errors import ConfigError
+from pdarts_cli.files import read_text
 from pdarts_cli.registry import op_registry
 
 if sys.version_info >= (3, 11):
@@ -343,12 +344,7 @@ def read_schedule_file(path: Path) -> Schedule:
     suffix = path.suffix.lower()
     if suffix not in {".toml", ".json"}:
         raise ConfigError(f"schedule files are .toml or .json, got {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read schedule {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read schedule {path}: not UTF-8 text ({exc.reason})") from exc
+    text = read_text(path, ConfigError, "schedule")
     try:
         data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
