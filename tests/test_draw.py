@@ -11,7 +11,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from clihelpers import assert_one_error_line, lines
+from typer.testing import CliRunner
 
 from pdarts_cli.cli.app import app
 from pdarts_cli.draw import draw_genotype
@@ -129,19 +130,6 @@ def test_unwritable_output_is_one_line(genotype: Genotype, tmp_path: Path) -> No
 
 # ---------------------------------------------------------------------------------------------
 # pdarts genotype ...
-
-
-def lines(result: Result) -> list[str]:
-    return [line for line in result.output.splitlines() if line.strip()]
-
-
-def assert_one_error_line(result: Result) -> str:
-    assert result.exit_code != 0, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    (line,) = lines(result)
-    assert line.startswith("error:")
-    return line
 
 
 @needs_dot

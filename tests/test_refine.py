@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clihelpers import assert_one_error_line, lines
 from typer.testing import CliRunner, Result
 
 from pdarts_cli.arch import ArchWeights, EdgeWeights, arch_json, read_arch
@@ -301,19 +302,6 @@ def test_a_binary_arch_file_is_refused(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # pdarts refine
-
-
-def lines(result: Result) -> list[str]:
-    return [line for line in result.output.splitlines() if line.strip()]
-
-
-def assert_one_error_line(result: Result) -> str:
-    assert result.exit_code != 0, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    (line,) = lines(result)
-    assert line.startswith("error:")
-    return line
 
 
 def darts_lines(result: Result) -> list[Genotype]:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pdarts_ops
 import pytest
 import torch
+from clihelpers import stderr_of
 from torch import nn
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from pdarts_cli.arch import read_arch
 from pdarts_cli.checkpoint import load_tensors
@@ -36,14 +37,6 @@ BROKEN_ERROR = "ImportError: pdarts_example_op.broken needs a library that is no
 BUILT_IN_DATASETS = ["cifar10", "cifar100", "digits", "imagefolder", "npz"]
 
 runner = CliRunner()
-
-
-def stderr_of(result: Result) -> str:
-    """stderr where the runner separates it, else the mixed output."""
-    try:
-        return result.stderr
-    except ValueError:  # an older Click that mixes stderr into output
-        return result.output
 
 
 def entry_point_names(group_entries: list[Entry]) -> list[str]:

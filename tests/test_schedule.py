@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from clihelpers import stderr_of
 from typer.testing import CliRunner, Result
 
 import pdarts_cli.search
@@ -586,14 +587,6 @@ def test_json_schema_matches_snapshot() -> None:
 # --- CLI: pdarts schedule ----------------------------------------------------------------
 
 runner = CliRunner()
-
-
-def stderr_of(result: Result) -> str:
-    """stderr where the runner separates it, else the mixed output."""
-    try:
-        return result.stderr
-    except ValueError:  # an older Click that mixes stderr into output
-        return result.output
 
 
 def assert_one_line_error(result: Result, expected: str | None = None) -> str:
