@@ -1,0 +1,1 @@
+"""Evaluation networks built from genotypes (training follows in ``pdarts train``)."""
