@@ -113,12 +113,13 @@ def test_existing_run_is_not_overwritten_without_force(finished_run: tuple[Path,
     assert (out / "genotype.json").read_text() == before
 
 
-def test_resume_of_finished_run_is_one_line(finished_run: tuple[Path, str]) -> None:
+def test_resume_of_finished_run_prints_its_genotype(finished_run: tuple[Path, str]) -> None:
     out, _ = finished_run
     result = runner.invoke(app, ["search", "--resume", str(out)])
-    assert result.exit_code != 0
-    assert "already complete" in result.output
-    assert "Traceback" not in result.output
+    assert result.exit_code == 0, result.output
+    assert "already complete; nothing to resume" in result.output
+    genotype = read_genotype_file(out / "genotype.json")
+    assert genotype.to_darts() in result.output.replace("\n", "")
 
 
 def test_quiet_prints_only_the_genotype(tmp_path: Path) -> None:

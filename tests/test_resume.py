@@ -76,13 +76,16 @@ def test_killed_run_resumes_bit_for_bit(tmp_path: Path, tiny_schedule: Schedule)
     assert len(losses(whole)) == sum(s.epochs for s in tiny_schedule.stages)
 
 
-def test_resume_of_a_complete_run_is_refused(tmp_path: Path, tiny_schedule: Schedule) -> None:
+def test_resume_of_a_complete_run_changes_nothing(tmp_path: Path, tiny_schedule: Schedule) -> None:
     one_stage = tiny_schedule.model_copy(update={"stages": tiny_schedule.stages[:1]})
     run_dir = tmp_path / "run"
     short = one_stage.with_overrides(epochs=2)
-    run_search(short, SearchOptions(dataset="digits"), run_dir)
-    with pytest.raises(RunDirError, match="already complete"):
-        resume_search(run_dir)
+    finished = run_search(short, SearchOptions(dataset="digits"), run_dir)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    again = resume_search(run_dir)
+    assert again.genotype == finished.genotype
+    assert again.arch == finished.arch
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
 
 
 def test_resume_needs_a_run_directory(tmp_path: Path) -> None:

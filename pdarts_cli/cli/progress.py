@@ -90,7 +90,7 @@ class ConsoleObserver(SearchObserver):
         self.first_epoch = 1
 
     def note(self, text: str) -> None:
-        self.console.print(escape(text), highlight=False)
+        self.console.print(escape(text), highlight=False, soft_wrap=True)
 
     def stage_started(self, start: StageStart) -> None:
         self.console.print(
@@ -130,7 +130,7 @@ class ConsoleObserver(SearchObserver):
         self.progress.update(self.task, completed=completed, stats=stats)
 
     def epoch_finished(self, metrics: EpochMetrics) -> None:
-        self.console.print(epoch_line(metrics), highlight=False)
+        self.console.print(epoch_line(metrics), highlight=False, soft_wrap=True)
 
     def stage_finished(self, report: StageReport) -> None:
         self._stop()

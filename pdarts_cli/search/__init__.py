@@ -29,7 +29,12 @@ from pdarts_cli.runlog import (
 )
 from pdarts_cli.schedule import Schedule, schedule_json, validate_schedule
 from pdarts_cli.search.events import SearchObserver, SearchResult
-from pdarts_cli.search.progressive import SearchEnvironment, read_resume_point, run_stages
+from pdarts_cli.search.progressive import (
+    SearchEnvironment,
+    finished_result,
+    read_resume_point,
+    run_stages,
+)
 
 __all__ = ["SearchObserver", "SearchOptions", "SearchResult", "resume_search", "run_search"]
 
@@ -110,6 +115,9 @@ def resume_search(
         raise RunDirError(f"--resume {run_dir} is not a search run")
     schedule = validate_schedule(read_json(run_dir / SCHEDULE_FILE), str(run_dir / SCHEDULE_FILE))
     point = read_resume_point(run_dir)
+    if point is not None and point.complete:
+        observer.note(f"the run in {run_dir} is already complete; nothing to resume")
+        return finished_result(run_dir)
     overrides = {k: v for k, v in {"device": device, "data_dir": data_dir}.items() if v is not None}
     options = SearchOptions.model_validate({**run["options"], **overrides})
     env = _environment(schedule, options)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pdarts_cli.arch import ArchWeights, EdgeWeights, arch_json
+from pdarts_cli.arch import ArchWeights, EdgeWeights, arch_json, read_arch
 from pdarts_cli.checkpoint import (
     atomic_write_text,
     flatten_state,
@@ -34,7 +34,7 @@ from pdarts_cli.checkpoint import (
 from pdarts_cli.data import BatchSource, ImageDataset, make_batch_source, split_indices
 from pdarts_cli.device import Precision
 from pdarts_cli.errors import RunDirError
-from pdarts_cli.genotype import genotype_json
+from pdarts_cli.genotype import genotype_json, read_genotype_file
 from pdarts_cli.registry import op_registry
 from pdarts_cli.runlog import (
     CHECKPOINT_FILE,
@@ -127,6 +127,7 @@ class ResumePoint:
     reduce: CellCandidates
     tensors: dict[str, torch.Tensor]
     metadata: dict[str, Any]
+    complete: bool = False
 
 
 def _all_candidates(schedule: Schedule) -> CellCandidates:
@@ -224,8 +225,6 @@ def read_resume_point(run_dir: Path) -> ResumePoint | None:
     tensors, metadata = load_tensors(path)
     if metadata.get("format") != CHECKPOINT_FORMAT:
         raise RunDirError(f"{path} is not a search checkpoint")
-    if metadata["complete"]:
-        raise RunDirError(f"the run in {run_dir} is already complete")
     candidates = metadata["candidates"]
     return ResumePoint(
         stage=metadata["stage"],
@@ -234,7 +233,15 @@ def read_resume_point(run_dir: Path) -> ResumePoint | None:
         reduce=tuple(tuple(e) for e in candidates["reduce"]),
         tensors=tensors,
         metadata=metadata,
+        complete=bool(metadata["complete"]),
     )
+
+
+def finished_result(run_dir: Path) -> SearchResult:
+    """The result a complete run left on disk (its time: the sum of its epochs')."""
+    genotype = read_genotype_file(run_dir / GENOTYPE_FILE)
+    seconds = sum(r["seconds"] for r in MetricsLog(run_dir / METRICS_FILE).read())
+    return SearchResult(run_dir, genotype, read_arch(run_dir / FINAL_ARCH_FILE), seconds)
 
 
 def _apply_grads(
