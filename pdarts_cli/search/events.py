@@ -50,6 +50,8 @@ class EpochMetrics:
     valid_loss: float | None  # alpha half in eval mode, last epochs of a stage
     valid_accuracy: float | None
     seconds: float
+    # softmax(alpha) per edge at the end of the epoch: {"normal": [{op: p, ...}, ...], ...}
+    alphas: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

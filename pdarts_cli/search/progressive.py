@@ -472,6 +472,7 @@ def _run_stage(
             valid_loss=valid_loss,
             valid_accuracy=valid_acc,
             seconds=time.perf_counter() - started,
+            alphas=stage.network.alpha_probabilities(),
         )
         metrics_log.append(metrics.to_dict())
         _save_checkpoint(run_dir, stage.index, epoch + 1, normal, reduce, stage)

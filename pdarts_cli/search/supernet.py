@@ -193,6 +193,19 @@ class SearchNetwork(nn.Module):
         logits: torch.Tensor = self.classifier(self.global_pooling(s1).flatten(1))
         return logits
 
+    @torch.no_grad()
+    def alpha_probabilities(self) -> dict[str, list[dict[str, float]]]:
+        """softmax(alpha) of every edge, by op name, for metrics and plots."""
+
+        def cell(candidates: CellCandidates, alphas: torch.Tensor) -> list[dict[str, float]]:
+            rows = F.softmax(alphas.float(), dim=-1).cpu().tolist()
+            return [dict(zip(ops, row)) for ops, row in zip(candidates, rows)]
+
+        return {
+            "normal": cell(self.normal_candidates, self.alphas_normal),
+            "reduce": cell(self.reduce_candidates, self.alphas_reduce),
+        }
+
     def arch_weights(self, extra: dict[str, object] | None = None) -> ArchWeights:
         """The current candidates and raw alphas in ``pdarts-arch/1`` form."""
 
