@@ -8,30 +8,25 @@ schedule file fails instead of silently falling back to a default.
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from pdarts_cli.errors import ConfigError
-from pdarts_cli.files import read_text
+from pdarts_cli.config import (
+    FrozenModel,
+    config_json,
+    load_config,
+    read_config_file,
+    validate_config,
+)
 from pdarts_cli.registry import op_registry
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 SCHEDULE_FORMAT: Final = "pdarts-schedule/1"
 
@@ -46,10 +41,6 @@ DARTS_OPS: tuple[str, ...] = (
     "dil_conv_3x3",
     "dil_conv_5x5",
 )
-
-
-class FrozenModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class StageSchedule(FrozenModel):
@@ -315,58 +306,20 @@ def preset_for_dataset(dataset: str) -> str:
     return "paper-cifar100" if dataset.split(":", 1)[0] == "cifar100" else "paper-cifar10"
 
 
-def format_validation_error(error: ValidationError) -> str:
-    """The first pydantic error as ``field.path: message``, with a count of the others."""
-    items = error.errors()
-    # A list whose items failed is also reported as too short; that echo adds nothing.
-    failed = {item["loc"][:-1] for item in items if len(item["loc"]) > 1}
-    items = [i for i in items if not (i["type"] == "too_short" and i["loc"] in failed)] or items
-    first = items[0]
-    location = ".".join(str(part) for part in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    text = f"{location}: {message}" if location else message
-    if len(items) > 1:
-        text += f" (and {len(items) - 1} more)"
-    return text
-
-
 def validate_schedule(data: Mapping[str, Any], source: str) -> Schedule:
-    try:
-        return Schedule.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid schedule ({source}): {format_validation_error(exc)}") from exc
+    return validate_config(Schedule, data, "schedule", source)
 
 
 def read_schedule_file(path: Path) -> Schedule:
     """A schedule from a .toml or .json file."""
-    suffix = path.suffix.lower()
-    if suffix not in {".toml", ".json"}:
-        raise ConfigError(f"schedule files are .toml or .json, got {path}")
-    text = read_text(path, ConfigError, "schedule")
-    try:
-        data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot parse schedule {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"invalid schedule ({path}): expected a table/object at the top level")
-    return validate_schedule(data, source=str(path))
+    return read_config_file(Schedule, path, "schedule")
 
 
 def load_schedule(name_or_path: str) -> Schedule:
     """A preset by name, or a schedule file."""
-    if name_or_path in PRESETS:
-        return PRESETS[name_or_path]()
-    path = Path(name_or_path)
-    if path.suffix.lower() in {".toml", ".json"} or path.exists():
-        return read_schedule_file(path)
-    raise ConfigError(
-        f"unknown schedule {name_or_path!r}: not a preset ({', '.join(PRESETS)}) "
-        "and not a .toml/.json file"
-    )
+    return load_config(Schedule, name_or_path, PRESETS, "schedule")
 
 
 def schedule_json(schedule: Schedule) -> str:
     """The schedule as a file that loads back unchanged."""
-    return schedule.model_dump_json(indent=2) + "\n"
+    return config_json(schedule)

@@ -1,0 +1,91 @@
+"""Configuration files: frozen pydantic models loaded from TOML or JSON, validated once.
+
+Schedules (search) and recipes (training) share this: the file formats, the one-line
+``field.path: message`` errors, presets by name, and flag overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pdarts_cli.errors import ConfigError
+from pdarts_cli.files import read_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+M = TypeVar("M", bound=BaseModel)
+CONFIG_SUFFIXES = (".toml", ".json")
+
+
+class FrozenModel(BaseModel):
+    """Immutable, and unknown keys are errors: a typo never falls back to a default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """The first pydantic error as ``field.path: message``, with a count of the others."""
+    items = error.errors()
+    # A list whose items failed is also reported as too short; that echo adds nothing.
+    failed = {item["loc"][:-1] for item in items if len(item["loc"]) > 1}
+    items = [i for i in items if not (i["type"] == "too_short" and i["loc"] in failed)] or items
+    first = items[0]
+    location = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    text = f"{location}: {message}" if location else message
+    if len(items) > 1:
+        text += f" (and {len(items) - 1} more)"
+    return text
+
+
+def validate_config(model: type[M], data: Mapping[str, Any], what: str, source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {what} ({source}): {format_validation_error(exc)}") from exc
+
+
+def read_config_file(model: type[M], path: Path, what: str) -> M:
+    """A model from a .toml or .json file."""
+    suffix = path.suffix.lower()
+    if suffix not in CONFIG_SUFFIXES:
+        raise ConfigError(f"{what} files are .toml or .json, got {path}")
+    text = read_text(path, ConfigError, what)
+    try:
+        data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot parse {what} {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid {what} ({path}): expected a table/object at the top level")
+    return validate_config(model, data, what, str(path))
+
+
+def load_config(
+    model: type[M], name_or_path: str, presets: Mapping[str, Callable[[], M]], what: str
+) -> M:
+    """A preset by name, or a config file."""
+    if name_or_path in presets:
+        return presets[name_or_path]()
+    path = Path(name_or_path)
+    if path.suffix.lower() in CONFIG_SUFFIXES or path.exists():
+        return read_config_file(model, path, what)
+    raise ConfigError(
+        f"unknown {what} {name_or_path!r}: not a preset ({', '.join(presets)}) "
+        "and not a .toml/.json file"
+    )
+
+
+def config_json(config: BaseModel) -> str:
+    """The model as a file that loads back unchanged."""
+    return config.model_dump_json(indent=2) + "\n"
