@@ -8,6 +8,7 @@ from pdarts_cli import __version__
 from pdarts_cli.cli import genotype, registry, schedule
 from pdarts_cli.cli.refine import refine
 from pdarts_cli.cli.search import search
+from pdarts_cli.cli.train import evaluate, train
 
 app = typer.Typer(
     name="pdarts",
@@ -18,6 +19,8 @@ app = typer.Typer(
 )
 app.command("search")(search)
 app.command("refine")(refine)
+app.command("train")(train)
+app.command("evaluate")(evaluate)
 app.add_typer(genotype.app, name="genotype")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(registry.ops_app, name="ops")

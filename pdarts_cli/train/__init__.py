@@ -1,1 +1,213 @@
-"""Evaluation networks built from genotypes (training follows in ``pdarts train``)."""
+"""Training evaluation networks: ``run_training``, ``resume_training``, ``dry_run``,
+``evaluate_checkpoint``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from pydantic import Field
+
+from pdarts_cli import __version__
+from pdarts_cli.checkpoint import atomic_write_text, load_tensors
+from pdarts_cli.config import FrozenModel
+from pdarts_cli.data import DatasetInfo, resolve_dataset
+from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
+from pdarts_cli.errors import ArtifactError, RunDirError
+from pdarts_cli.genotype import Genotype, genotype_from_dict, genotype_json, read_genotype_file
+from pdarts_cli.runlog import (
+    RUN_FILE,
+    RUN_FORMAT,
+    create_run_dir,
+    is_run_dir,
+    read_json,
+    write_json,
+)
+from pdarts_cli.train.distributed import init_distributed
+from pdarts_cli.train.network import count_parameters, multiply_adds
+from pdarts_cli.train.recipe import Recipe, read_recipe_file, recipe_json
+from pdarts_cli.train.trainer import (
+    LAST_FILE,
+    WEIGHTS_FORMAT,
+    TrainEnvironment,
+    TrainObserver,
+    TrainState,
+    build_network,
+    evaluate,
+    fit,
+    load_last,
+    new_state,
+    recipe_from_checkpoint,
+    test_batches,
+)
+
+RECIPE_FILE = "recipe.json"
+GENOTYPE_FILE = "genotype.json"
+
+# Shapes of the datasets whose networks can be sized without reading any data.
+KNOWN_SHAPES: dict[str, tuple[int, int, int]] = {  # classes, channels, image size
+    "cifar10": (10, 3, 32),
+    "cifar100": (100, 3, 32),
+    "digits": (10, 1, 8),
+    "imagenet": (1000, 3, 224),
+}
+
+
+class TrainOptions(FrozenModel):
+    dataset: str = Field(description="Dataset spec: cifar10, cifar100, digits, npz:PATH, ...")
+    data_dir: Path | None = None
+    download: bool = False
+    image_size: int | None = Field(default=None, ge=4)
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class NetworkSummary:
+    parameters: int  # auxiliary head excluded (DARTS convention)
+    parameters_with_auxiliary: int
+    multiply_adds: int  # one image, inference path
+    image_size: int
+    num_classes: int
+
+
+def dataset_shape(options: TrainOptions) -> tuple[int, int, int]:
+    name = options.dataset.split(":", 1)[0]
+    if name in KNOWN_SHAPES and options.image_size is None:
+        return KNOWN_SHAPES[name]
+    info = resolve_dataset(
+        options.dataset, options.data_dir, options.download, options.image_size
+    ).info
+    return info.num_classes, info.channels, info.image_size
+
+
+def dry_run(genotype: Genotype, recipe: Recipe, options: TrainOptions) -> NetworkSummary:
+    """Build the network and count it, without training (and, for known datasets, without
+    reading data)."""
+    classes, channels, size = dataset_shape(options)
+    info = DatasetInfo(
+        options.dataset, classes, channels, size, (0.0,) * channels, (1.0,) * channels
+    )
+    model = build_network(genotype, recipe, info)
+    return NetworkSummary(
+        parameters=count_parameters(model),
+        parameters_with_auxiliary=count_parameters(model, auxiliary=True),
+        multiply_adds=multiply_adds(model, size, channels),
+        image_size=size,
+        num_classes=classes,
+    )
+
+
+def _environment(recipe: Recipe, options: TrainOptions) -> TrainEnvironment:
+    device = resolve_device(options.device)
+    setup = init_distributed(device.type)
+    if setup.enabled and device.type == "cuda":
+        device = torch.device("cuda", setup.local_rank)
+    data = resolve_dataset(options.dataset, options.data_dir, options.download, options.image_size)
+    return TrainEnvironment(
+        data=data,
+        device=device,
+        precision=resolve_precision(recipe.amp, device),
+        channels_last=resolve_channels_last(recipe.channels_last, device),
+        dist=setup,
+        dataset=options.dataset,
+    )
+
+
+def run_training(
+    genotype: Genotype,
+    recipe: Recipe,
+    options: TrainOptions,
+    out_dir: str | Path,
+    force: bool = False,
+    observer: TrainObserver | None = None,
+) -> TrainState:
+    """Train ``genotype`` with ``recipe`` and leave a run directory in ``out_dir``."""
+    observer = observer or TrainObserver()
+    env = _environment(recipe, options)
+    run_dir = Path(out_dir)
+    if env.dist.is_main:
+        create_run_dir(run_dir, force)
+        write_json(
+            run_dir / RUN_FILE,
+            {
+                "format": RUN_FORMAT,
+                "kind": "train",
+                "options": options.model_dump(mode="json"),
+                "world_size": env.dist.world_size,
+                "pdarts_version": __version__,
+                "torch_version": torch.__version__,
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        atomic_write_text(run_dir / RECIPE_FILE, recipe_json(recipe))
+        atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
+    state = new_state(genotype, recipe, env)
+    observer.note(
+        f"training on {env.device} ({env.precision.label}), {env.dist.world_size} process(es), "
+        f"{count_parameters(state.model):,} parameters"
+    )
+    return fit(genotype, recipe, env, run_dir, state, observer)
+
+
+def resume_training(
+    run_dir: str | Path,
+    genotype: Genotype | None = None,
+    device: str | None = None,
+    observer: TrainObserver | None = None,
+) -> TrainState:
+    """Continue a training run from its last.safetensors."""
+    observer = observer or TrainObserver()
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise RunDirError(f"--resume {run_dir} holds no pdarts run (no {RUN_FILE})")
+    run = read_json(run_dir / RUN_FILE)
+    if not isinstance(run, dict) or run.get("kind") != "train":
+        raise RunDirError(f"--resume {run_dir} is not a training run")
+    saved = read_genotype_file(run_dir / GENOTYPE_FILE)
+    if genotype is not None and genotype != saved:
+        raise ArtifactError(f"{run_dir} was trained with another genotype")
+    recipe = read_recipe_file(run_dir / RECIPE_FILE)
+    overrides = {"device": device} if device is not None else {}
+    options = TrainOptions.model_validate({**run["options"], **overrides})
+    env = _environment(recipe, options)
+    state = new_state(saved, recipe, env)
+    if (run_dir / LAST_FILE).exists():
+        load_last(run_dir / LAST_FILE, state, saved)
+        observer.note(f"resuming at epoch {state.next_epoch + 1} of {recipe.epochs}")
+    return fit(saved, recipe, env, run_dir, state, observer)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    top1: float
+    top5: float
+    images: int
+
+
+def evaluate_checkpoint(path: Path, options: TrainOptions) -> Evaluation:
+    """Top-1/top-5 of a best.safetensors or last.safetensors on the dataset's test split;
+    the genotype and recipe come from the checkpoint itself."""
+    tensors, metadata = load_tensors(path)
+    if metadata.get("format") not in {WEIGHTS_FORMAT, "pdarts-train-checkpoint/1"}:
+        raise ArtifactError(f"{path} holds no trained network")
+    genotype = genotype_from_dict(metadata["genotype"], source=str(path))
+    recipe = recipe_from_checkpoint(metadata, path)
+    env = _environment(recipe, options)
+    if env.data.info.num_classes != metadata["num_classes"]:
+        raise ArtifactError(
+            f"{path} classifies {metadata['num_classes']} classes, "
+            f"{options.dataset} has {env.data.info.num_classes}"
+        )
+    model = build_network(genotype, recipe, env.data.info)
+    prefix = "model." if metadata["format"] != WEIGHTS_FORMAT else ""
+    weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ArtifactError(f"{path} does not fit its own genotype: {exc}") from exc
+    model.to(env.device)
+    loss, top1, top5 = evaluate(model, test_batches(recipe, env), env)
+    return Evaluation(loss, top1, top5, len(env.data.test))  # type: ignore[arg-type]

@@ -1,0 +1,436 @@
+"""Training an evaluation network as the paper does (ALGORITHM.md, "Evaluation networks").
+
+``train_one_epoch`` and ``evaluate`` in the manner of torchvision's reference scripts; the
+schedules (lr, drop-path) are pure functions of the epoch. Every epoch reseeds the random
+streams from (seed, epoch) and ends with an atomic ``last.safetensors``, so a resumed run
+continues bit for bit on the CPU. Under torchrun every rank trains on its own shard and only
+rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from pdarts_cli.checkpoint import flatten_state, load_tensors, save_tensors, unflatten_state
+from pdarts_cli.data import BatchSource, DatasetInfo, ImageDataset, make_batch_source
+from pdarts_cli.device import Precision
+from pdarts_cli.errors import ArtifactError, ConfigError
+from pdarts_cli.genotype import Genotype, genotype_from_dict
+from pdarts_cli.runlog import MetricsLog
+from pdarts_cli.search.progressive import cosine_lr, derive_seed
+from pdarts_cli.train.distributed import Distributed, all_reduce_sum
+from pdarts_cli.train.network import NetworkCIFAR, NetworkImageNet
+from pdarts_cli.train.recipe import Recipe, validate_recipe
+
+LAST_FILE = "last.safetensors"
+BEST_FILE = "best.safetensors"
+TRAIN_CHECKPOINT_FORMAT = "pdarts-train-checkpoint/1"
+WEIGHTS_FORMAT = "pdarts-weights/1"
+LINEAR_TAIL_EPOCHS = 5  # P-DARTS ImageNet code: the last 5 epochs decay 5x more slowly
+AUXILIARY_MIN_SIZE = 5  # the auxiliary head pools 5x5 windows
+_EPOCH, _DATA, _INIT = 10, 11, 12  # seed labels, apart from the search's
+
+
+def lr_at(recipe: Recipe, epoch: int) -> float:
+    """The learning rate of epoch ``epoch`` (0-based)."""
+    base, epochs = recipe.base_lr, recipe.epochs
+    if recipe.lr_schedule == "cosine":
+        lr = cosine_lr(base, recipe.lr_min, epoch, epochs)
+    elif epochs - epoch > LINEAR_TAIL_EPOCHS:
+        lr = base * (epochs - LINEAR_TAIL_EPOCHS - epoch) / (epochs - LINEAR_TAIL_EPOCHS)
+    else:
+        lr = base * (epochs - epoch) / ((epochs - LINEAR_TAIL_EPOCHS) * LINEAR_TAIL_EPOCHS)
+    if epoch < recipe.warmup_epochs:
+        lr *= (epoch + 1) / recipe.warmup_epochs
+    return lr
+
+
+def drop_path_at(recipe: Recipe, epoch: int) -> float:
+    """Drop-path probability ramped linearly from 0 (DARTS: p * epoch / epochs)."""
+    return recipe.drop_path_prob * epoch / recipe.epochs
+
+
+def auxiliary_input_size(recipe: Recipe, image_size: int) -> int:
+    """Side of the feature map the auxiliary head sees (after the second reduction)."""
+    stem_stride = 8 if recipe.network == "imagenet" else 1
+    return math.ceil(image_size / stem_stride / 4)
+
+
+def build_network(genotype: Genotype, recipe: Recipe, info: DatasetInfo) -> nn.Module:
+    auxiliary = recipe.auxiliary_weight > 0
+    if auxiliary and auxiliary_input_size(recipe, info.image_size) < AUXILIARY_MIN_SIZE:
+        raise ConfigError(
+            f"the auxiliary head needs {AUXILIARY_MIN_SIZE}x{AUXILIARY_MIN_SIZE} feature maps, "
+            f"but {info.image_size}px images give "
+            f"{auxiliary_input_size(recipe, info.image_size)}; set auxiliary_weight = 0"
+        )
+    network_class = NetworkImageNet if recipe.network == "imagenet" else NetworkCIFAR
+    return network_class(
+        genotype,
+        channels=recipe.channels,
+        num_classes=info.num_classes,
+        layers=recipe.layers,
+        auxiliary=auxiliary,
+        in_channels=info.channels,
+    )
+
+
+@dataclass(frozen=True)
+class TrainMetrics:
+    """One line of a training run's metrics.jsonl."""
+
+    epoch: int  # 1-based
+    lr: float
+    drop_path_prob: float
+    train_loss: float
+    train_top1: float
+    test_loss: float
+    test_top1: float
+    test_top5: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    loss: float
+    top1: float
+
+
+class TrainObserver:
+    """No-op hooks; the CLI renders them."""
+
+    def note(self, text: str) -> None:
+        """A one-line remark."""
+
+    def batch_finished(self, progress: TrainProgress) -> None:
+        pass
+
+    def epoch_finished(self, metrics: TrainMetrics) -> None:
+        pass
+
+
+@dataclass
+class TrainState:
+    model: nn.Module  # the bare network (DDP wraps it for the steps)
+    optimizer: torch.optim.SGD
+    ema: AveragedModel | None
+    scaler: torch.amp.GradScaler | None
+    next_epoch: int = 0
+    best_top1: float = 0.0
+    history: list[TrainMetrics] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainEnvironment:
+    data: ImageDataset
+    device: torch.device
+    precision: Precision
+    channels_last: bool
+    dist: Distributed
+    dataset: str
+
+
+def new_state(genotype: Genotype, recipe: Recipe, env: TrainEnvironment) -> TrainState:
+    torch.manual_seed(derive_seed(recipe.seed, _INIT))
+    model = build_network(genotype, recipe, env.data.info).to(env.device)
+    if env.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.base_lr,
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay,
+    )
+    ema = None
+    if recipe.ema_decay is not None:
+        ema = AveragedModel(
+            model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True
+        )
+    scaler = torch.amp.GradScaler("cuda") if env.precision.needs_scaler else None
+    return TrainState(model, optimizer, ema, scaler)
+
+
+def _shard(n: int, dist: Distributed) -> torch.Tensor | None:
+    """This rank's static share of the training set: every world_size-th sample, with the
+    remainder dropped so that every rank takes the same number of steps."""
+    if not dist.enabled:
+        return None
+    usable = n - n % dist.world_size
+    return torch.arange(dist.rank, usable, dist.world_size)
+
+
+def train_batches(recipe: Recipe, env: TrainEnvironment) -> BatchSource:
+    if recipe.batch_size % env.dist.world_size:
+        raise ConfigError(
+            f"batch size {recipe.batch_size} does not divide across {env.dist.world_size} ranks"
+        )
+    train = env.data.train
+    return make_batch_source(
+        train,
+        _shard(len(train), env.dist),  # type: ignore[arg-type]
+        recipe.batch_size // env.dist.world_size,
+        env.data.info,
+        env.device,
+        train=True,
+        crop_padding=recipe.crop_padding,
+        horizontal_flip=recipe.horizontal_flip,
+        cutout=recipe.cutout,
+        num_workers=recipe.num_workers,
+    )
+
+
+def test_batches(recipe: Recipe, env: TrainEnvironment) -> BatchSource:
+    """The whole test split, in order; every rank scores all of it, so they agree."""
+    return make_batch_source(
+        env.data.test,
+        None,
+        recipe.batch_size,
+        env.data.info,
+        env.device,
+        train=False,
+        num_workers=recipe.num_workers,
+    )
+
+
+def _format(x: torch.Tensor, env: TrainEnvironment) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if env.channels_last else x
+
+
+def train_one_epoch(
+    state: TrainState,
+    step_model: nn.Module,
+    batches: BatchSource,
+    recipe: Recipe,
+    epoch: int,
+    env: TrainEnvironment,
+    observer: TrainObserver,
+) -> tuple[float, float]:
+    """One pass over this rank's shard; returns the global mean loss and top-1."""
+    state.model.train()
+    totals = torch.zeros(3, device=env.device, dtype=torch.float64)  # loss sum, correct, count
+    steps = len(batches)
+    report_every = 1 if env.device.type == "cpu" else 20
+    seed = derive_seed(recipe.seed, _DATA, epoch, env.dist.rank)
+    for step, (x, y) in enumerate(batches.epoch(seed), start=1):
+        with env.precision.autocast():
+            logits, logits_aux = step_model(_format(x, env))
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+        if logits_aux is not None:
+            aux_loss = F.cross_entropy(
+                logits_aux.float(), y, label_smoothing=recipe.label_smoothing
+            )
+            total = loss + recipe.auxiliary_weight * aux_loss
+        else:
+            total = loss
+        state.optimizer.zero_grad(set_to_none=True)
+        if state.scaler is not None:
+            state.scaler.scale(total).backward()
+            state.scaler.unscale_(state.optimizer)
+        else:
+            total.backward()
+        nn.utils.clip_grad_norm_(state.model.parameters(), recipe.grad_clip_norm)
+        if state.scaler is not None:
+            state.scaler.step(state.optimizer)
+            state.scaler.update()
+        else:
+            state.optimizer.step()
+        if state.ema is not None:
+            state.ema.update_parameters(state.model)
+        n = y.shape[0]
+        totals += torch.stack(
+            [
+                loss.detach().double() * n,
+                (logits.argmax(1) == y).sum().double(),
+                torch.tensor(n, device=env.device, dtype=torch.float64),
+            ]
+        )
+        if step % report_every == 0 or step == steps:
+            observer.batch_finished(
+                TrainProgress(
+                    epoch + 1,
+                    recipe.epochs,
+                    step,
+                    steps,
+                    float(totals[0] / totals[2]),
+                    float(totals[1] / totals[2]),
+                )
+            )
+    all_reduce_sum(totals, env.dist)
+    return float(totals[0] / totals[2]), float(totals[1] / totals[2])
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, batches: BatchSource, env: TrainEnvironment
+) -> tuple[float, float, float]:
+    """Mean loss, top-1 and top-5 on ``batches`` (every rank evaluates all of them)."""
+    model.eval()
+    loss_sum, top1, top5, count = 0.0, 0, 0, 0
+    for x, y in batches.epoch(0):
+        with env.precision.autocast():
+            logits, _ = model(_format(x, env))
+        logits = logits.float()
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        k = min(5, logits.shape[1])
+        ranked = logits.topk(k, dim=1).indices
+        top1 += int((ranked[:, 0] == y).sum())
+        top5 += int((ranked == y[:, None]).any(dim=1).sum())
+        count += y.shape[0]
+    return loss_sum / count, top1 / count, top5 / count
+
+
+def _checkpoint_metadata(
+    genotype: Genotype, recipe: Recipe, env: TrainEnvironment
+) -> dict[str, Any]:
+    info = env.data.info
+    return {
+        "genotype": genotype.to_dict(),
+        "recipe": recipe.model_dump(mode="json"),
+        "dataset": env.dataset,
+        "num_classes": info.num_classes,
+        "in_channels": info.channels,
+        "image_size": info.image_size,
+    }
+
+
+def save_last(
+    path: Path, state: TrainState, genotype: Genotype, recipe: Recipe, env: TrainEnvironment
+) -> None:
+    tensors = {f"model.{k}": v for k, v in state.model.state_dict().items()}
+    if state.ema is not None:
+        tensors |= {f"ema.{k}": v for k, v in state.ema.state_dict().items()}
+    skeleton = flatten_state(state.optimizer.state_dict(), "optimizer", tensors)
+    metadata = {
+        "format": TRAIN_CHECKPOINT_FORMAT,
+        "next_epoch": state.next_epoch,
+        "best_top1": state.best_top1,
+        "optimizer": skeleton,
+        "scaler": state.scaler.state_dict() if state.scaler is not None else None,
+        "history": [m.to_dict() for m in state.history],
+        **_checkpoint_metadata(genotype, recipe, env),
+    }
+    save_tensors(path, tensors, metadata)
+
+
+def save_best(
+    path: Path,
+    model: nn.Module,
+    epoch: int,
+    top1: float,
+    genotype: Genotype,
+    recipe: Recipe,
+    env: TrainEnvironment,
+) -> None:
+    metadata = {
+        "format": WEIGHTS_FORMAT,
+        "epoch": epoch,
+        "test_top1": top1,
+        **_checkpoint_metadata(genotype, recipe, env),
+    }
+    save_tensors(path, model.state_dict(), metadata)
+
+
+def load_last(path: Path, state: TrainState, genotype: Genotype) -> None:
+    """Restore ``state`` from last.safetensors; a checkpoint of another genotype is refused."""
+    tensors, metadata = load_tensors(path)
+    if metadata.get("format") != TRAIN_CHECKPOINT_FORMAT:
+        raise ArtifactError(f"{path} is not a training checkpoint")
+    saved = genotype_from_dict(metadata["genotype"], source=str(path))
+    if saved != genotype:
+        raise ArtifactError(f"{path} was trained with another genotype")
+    _load_module(state.model, tensors, "model.", path)
+    if state.ema is not None:
+        _load_module(state.ema, tensors, "ema.", path)
+    state.optimizer.load_state_dict(unflatten_state(metadata["optimizer"], tensors))
+    if state.scaler is not None and metadata["scaler"] is not None:
+        state.scaler.load_state_dict(metadata["scaler"])
+    state.next_epoch = int(metadata["next_epoch"])
+    state.best_top1 = float(metadata["best_top1"])
+    state.history = [TrainMetrics(**m) for m in metadata["history"]]
+
+
+def _load_module(
+    module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path
+) -> None:
+    weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ArtifactError(f"{path} does not fit this network: {first}") from exc
+
+
+def fit(
+    genotype: Genotype,
+    recipe: Recipe,
+    env: TrainEnvironment,
+    run_dir: Path,
+    state: TrainState,
+    observer: TrainObserver,
+) -> TrainState:
+    """Train from ``state.next_epoch`` to the end of the recipe."""
+    step_model: nn.Module = state.model
+    if env.dist.enabled:
+        ids = [env.device.index] if env.device.type == "cuda" else None
+        step_model = DistributedDataParallel(state.model, device_ids=ids)
+    batches, tests = train_batches(recipe, env), test_batches(recipe, env)
+    log = MetricsLog(run_dir / "metrics.jsonl")
+    for epoch in range(state.next_epoch, recipe.epochs):
+        started = time.perf_counter()
+        lr = lr_at(recipe, epoch)
+        for group in state.optimizer.param_groups:
+            group["lr"] = lr
+        drop_prob = drop_path_at(recipe, epoch)
+        state.model.drop_path_prob = drop_prob  # type: ignore[assignment]
+        if state.ema is not None:
+            state.ema.module.drop_path_prob = drop_prob  # type: ignore[assignment]
+        torch.manual_seed(derive_seed(recipe.seed, _EPOCH, epoch, env.dist.rank))
+        train_loss, train_top1 = train_one_epoch(
+            state, step_model, batches, recipe, epoch, env, observer
+        )
+        scored = state.ema.module if state.ema is not None else state.model
+        test_loss, test_top1, test_top5 = evaluate(scored, tests, env)
+        metrics = TrainMetrics(
+            epoch + 1,
+            lr,
+            drop_prob,
+            train_loss,
+            train_top1,
+            test_loss,
+            test_top1,
+            test_top5,
+            time.perf_counter() - started,
+        )
+        state.next_epoch = epoch + 1
+        state.history.append(metrics)
+        if env.dist.is_main:
+            if test_top1 > state.best_top1:
+                state.best_top1 = test_top1
+                save_best(run_dir / BEST_FILE, scored, epoch + 1, test_top1, genotype, recipe, env)
+            log.append(metrics.to_dict())
+            save_last(run_dir / LAST_FILE, state, genotype, recipe, env)
+        else:
+            state.best_top1 = max(state.best_top1, test_top1)
+        observer.epoch_finished(metrics)
+    return state
+
+
+def recipe_from_checkpoint(metadata: dict[str, Any], path: Path) -> Recipe:
+    return validate_recipe(metadata["recipe"], source=str(path))
