@@ -50,3 +50,11 @@ def all_reduce_sum(tensor: torch.Tensor, setup: Distributed) -> torch.Tensor:
     if setup.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def broadcast_buffers(module: torch.nn.Module, setup: Distributed) -> None:
+    """Rank 0's BatchNorm statistics everywhere, so that every rank evaluates and saves the
+    same network (DDP broadcasts buffers before each forward, not after the last one)."""
+    if setup.enabled:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)

@@ -28,7 +28,7 @@ from pdarts_cli.errors import ArtifactError, ConfigError
 from pdarts_cli.genotype import Genotype, genotype_from_dict
 from pdarts_cli.runlog import MetricsLog
 from pdarts_cli.search.progressive import cosine_lr, derive_seed
-from pdarts_cli.train.distributed import Distributed, all_reduce_sum
+from pdarts_cli.train.distributed import Distributed, all_reduce_sum, broadcast_buffers
 from pdarts_cli.train.network import NetworkCIFAR, NetworkImageNet
 from pdarts_cli.train.recipe import Recipe, validate_recipe
 
@@ -405,6 +405,9 @@ def fit(
         train_loss, train_top1 = train_one_epoch(
             state, step_model, batches, recipe, epoch, env, observer
         )
+        broadcast_buffers(state.model, env.dist)
+        if state.ema is not None:
+            broadcast_buffers(state.ema, env.dist)
         scored = state.ema.module if state.ema is not None else state.model
         test_loss, test_top1, test_top5 = evaluate(scored, tests, env)
         metrics = TrainMetrics(
