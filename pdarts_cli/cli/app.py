@@ -6,6 +6,7 @@ import typer
 
 from pdarts_cli import __version__
 from pdarts_cli.cli import genotype, registry, schedule
+from pdarts_cli.cli.plot import plot
 from pdarts_cli.cli.refine import refine
 from pdarts_cli.cli.search import search
 from pdarts_cli.cli.train import evaluate, train
@@ -21,6 +22,7 @@ app.command("search")(search)
 app.command("refine")(refine)
 app.command("train")(train)
 app.command("evaluate")(evaluate)
+app.command("plot")(plot)
 app.add_typer(genotype.app, name="genotype")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(registry.ops_app, name="ops")

@@ -1,0 +1,411 @@
+"""``plot_run`` and ``pdarts plot``: the curves of a search or train run as one picture.
+
+The run directories are written by hand: a search of 2 stages x 2 epochs (8 ops per edge,
+then 3) whose first epoch of each stage is warm-up (no alpha or valid numbers yet), and a train
+run of 3 epochs. The pictures are checked as files a viewer opens; how they look was checked
+by eye.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from clihelpers import assert_one_error_line, lines
+from matplotlib.image import imread
+from typer.testing import CliRunner, Result
+
+from pdarts_cli import runlog
+from pdarts_cli.arch import CELL_TYPES, edges_per_cell
+from pdarts_cli.cli.plot import plot
+from pdarts_cli.errors import RunDirError
+from pdarts_cli.plotting import (
+    DEFAULT_PLOT_FILE,
+    METRICS_FILE,
+    RUN_FILE,
+    Metrics,
+    cell_steps,
+    edge_endpoints,
+    global_epochs,
+    plot_run,
+    read_metrics,
+)
+from pdarts_cli.schedule import DARTS_OPS
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EDGES = edges_per_cell(4)  # 14
+STAGE_OPS = (8, 3)  # ops per edge in stage 1 and 2
+EPOCHS_PER_STAGE = 2
+WIDE = {"COLUMNS": "200"}  # keep long tmp paths on one line
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cli() -> typer.Typer:
+    """The command on an app of its own, registered as the lead's app.py does."""
+    app = typer.Typer()
+    app.command("plot")(plot)
+    app.command("other")(lambda: None)  # two commands, so "plot" is a subcommand name
+    return app
+
+
+def invoke(cli: typer.Typer, *args: str | Path) -> Result:
+    return runner.invoke(cli, ["plot", *map(str, args)], env=WIDE)
+
+
+def edge_probabilities(ops: tuple[str, ...], edge: int, epoch: int) -> dict[str, float]:
+    """A softmax that drifts with the epoch, different on every edge."""
+    logits = [math.sin(edge + 3 * i) * epoch / 2 for i in range(len(ops))]
+    total = sum(math.exp(a) for a in logits)
+    return {op: math.exp(a) / total for op, a in zip(ops, logits)}
+
+
+def stage_ops(stage: int, edge: int) -> tuple[str, ...]:
+    """Stage 1 searches every op; stage 2 keeps three, a different three per edge."""
+    if stage == 1:
+        return DARTS_OPS
+    start = edge % len(DARTS_OPS)
+    return tuple(sorted((DARTS_OPS * 2)[start : start + STAGE_OPS[1]], key=DARTS_OPS.index))
+
+
+def search_record(stage: int, epoch: int, alphas: bool = True) -> dict[str, Any]:
+    warmup = epoch == 1  # weights only: no alpha half, no validation
+    last = epoch == EPOCHS_PER_STAGE
+    step = (stage - 1) * EPOCHS_PER_STAGE + epoch
+    record: dict[str, Any] = {
+        "stage": stage,
+        "epoch": epoch,
+        "lr": 0.025 / step,
+        "skip_dropout_p": 0.1 * (stage - 1),
+        "train_loss": 2.3 / step,
+        "train_accuracy": 0.2 * step,
+        "alpha_loss": None if warmup else 2.4 / step,
+        "alpha_accuracy": None if warmup else 0.18 * step,
+        "valid_loss": 2.5 / step if last else None,
+        "valid_accuracy": 0.17 * step if last else None,
+        "seconds": 1.5,
+    }
+    if alphas:
+        record["alphas"] = {
+            cell: [edge_probabilities(stage_ops(stage, e), e + 7 * c, step) for e in range(EDGES)]
+            for c, cell in enumerate(CELL_TYPES)
+        }
+    return record
+
+
+def write_run(path: Path, kind: str, records: list[dict[str, Any]]) -> Path:
+    path.mkdir()
+    (path / RUN_FILE).write_text(json.dumps({"format": "pdarts-run/1", "kind": kind}))
+    (path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def search_records(alphas: bool = True) -> list[dict[str, Any]]:
+    return [
+        search_record(stage, epoch, alphas)
+        for stage in (1, 2)
+        for epoch in range(1, EPOCHS_PER_STAGE + 1)
+    ]
+
+
+def train_records() -> list[dict[str, Any]]:
+    return [
+        {
+            "epoch": epoch,
+            "lr": 0.025 * math.cos(epoch / 6),
+            "drop_path_prob": 0.2 * epoch / 3,
+            "train_loss": 2.0 / epoch,
+            "train_top1": 40.0 + 10 * epoch,
+            "test_loss": None if epoch == 2 else 2.2 / epoch,
+            "test_top1": None if epoch == 2 else 35.0 + 10 * epoch,
+            "test_top5": None if epoch == 2 else 80.0 + 5 * epoch,
+            "seconds": 12.0,
+        }
+        for epoch in (1, 2, 3)
+    ]
+
+
+@pytest.fixture
+def search_run(tmp_path: Path) -> Path:
+    return write_run(tmp_path / "search-run", "search", search_records())
+
+
+@pytest.fixture
+def train_run(tmp_path: Path) -> Path:
+    return write_run(tmp_path / "train-run", "train", train_records())
+
+
+def assert_png(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert len(data) > 5 * 1024
+    height, width = imread(path).shape[:2]
+    assert height > 100
+    assert width > 100
+    return height, width
+
+
+# ---------------------------------------------------------------------------------------------
+# the pure parts
+
+
+@pytest.mark.parametrize(
+    ("stages", "epochs", "expected", "first"),
+    [
+        ([1, 1, 2, 2], [1, 2, 1, 2], [1, 2, 3, 4], {1: 1, 2: 3}),
+        ([1, 1, 1, 2], [1, 2, 3, 1], [1, 2, 3, 4], {1: 1, 2: 4}),  # stages of different length
+        ([1, 1, 2], [1, 2, 1], [1, 2, 3], {1: 1, 2: 3}),  # a run still in its second stage
+        ([1, 2], [1, 1], [1, 2], {1: 1, 2: 2}),
+        ([1, 1], [1, 2], [1, 2], {1: 1}),
+    ],
+)
+def test_global_epochs(
+    stages: list[int], epochs: list[int], expected: list[int], first: dict[int, int]
+) -> None:
+    assert global_epochs(stages, epochs) == (expected, first)
+
+
+@pytest.mark.parametrize(("edges", "steps"), [(2, 1), (5, 2), (9, 3), (14, 4), (20, 5)])
+def test_cell_steps(edges: int, steps: int) -> None:
+    assert cell_steps(edges) == steps
+
+
+@pytest.mark.parametrize("edges", [0, 1, 3, 13, 15])
+def test_no_cell_has_that_many_edges(edges: int) -> None:
+    assert cell_steps(edges) is None
+
+
+def test_edge_endpoints_follow_the_supernet_order() -> None:
+    # node0 <- {c_{k-2}, c_{k-1}}, node1 <- {.., node0}, ...: 2 + 3 + 4 + 5 edges
+    endpoints = edge_endpoints(4)
+    assert len(endpoints) == EDGES
+    assert endpoints[:5] == [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)]
+    assert endpoints[-1] == (3, 4)
+
+
+def test_a_dropped_op_ends_its_line(search_run: Path) -> None:
+    source = search_run / METRICS_FILE
+    reader = Metrics(source, read_metrics(source))
+    alphas = reader.alphas([1, 2, 3, 4])
+    for cell in CELL_TYPES:
+        assert len(alphas[cell]) == EDGES
+        for edge, series in enumerate(alphas[cell]):
+            kept = stage_ops(2, edge)
+            assert set(series) == set(DARTS_OPS)
+            for op, (xs, ps) in series.items():
+                assert xs == ([1, 2, 3, 4] if op in kept else [1, 2])
+                assert all(0 < p < 1 for p in ps)
+
+
+def test_nulls_become_gaps(search_run: Path) -> None:
+    source = search_run / METRICS_FILE
+    reader = Metrics(source, read_metrics(source))
+    valid = reader.column("valid_loss", nullable=True)
+    assert [math.isnan(v) for v in valid] == [True, False, True, False]
+    with pytest.raises(RunDirError, match=r"line 1: 'alpha_loss' must be a number, got None"):
+        reader.column("alpha_loss")
+
+
+def test_file_names_are_runlogs() -> None:
+    assert (RUN_FILE, METRICS_FILE) == (runlog.RUN_FILE, runlog.METRICS_FILE)
+
+
+# ---------------------------------------------------------------------------------------------
+# pictures
+
+
+def test_search_picture_goes_beside_the_metrics(cli: typer.Typer, search_run: Path) -> None:
+    result = invoke(cli, search_run)
+    assert result.exit_code == 0, result.output
+    assert lines(result) == [f"wrote {search_run / DEFAULT_PLOT_FILE}"]
+    height, _ = assert_png(search_run / DEFAULT_PLOT_FILE)
+    assert height > 1000  # the curves and 2 x 14 edge plots
+
+
+def test_search_without_alphas_draws_the_curves(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "old", "search", search_records(alphas=False))
+    height, _ = assert_png(plot_run(run))
+    assert height < 1000  # no edge plots
+
+
+def test_train_picture_goes_beside_the_metrics(train_run: Path) -> None:
+    out = plot_run(train_run)
+    assert out == train_run / DEFAULT_PLOT_FILE
+    assert_png(out)
+
+
+@pytest.mark.parametrize("flag", ["--out", "-o"])
+def test_cli_out(cli: typer.Typer, train_run: Path, tmp_path: Path, flag: str) -> None:
+    out = tmp_path / "curves-of-train.png"
+    result = invoke(cli, train_run, flag, out)
+    assert result.exit_code == 0, result.output
+    assert lines(result) == [f"wrote {out}"]
+    assert_png(out)
+    assert not (train_run / DEFAULT_PLOT_FILE).exists()
+
+
+def test_svg(train_run: Path, tmp_path: Path) -> None:
+    out = plot_run(train_run, tmp_path / "train.svg")
+    assert out.read_text().lstrip().startswith("<?xml")
+
+
+def test_cli_does_not_import_matplotlib_or_torch() -> None:
+    code = (
+        "import sys, pdarts_cli.cli.plot, pdarts_cli.plotting; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'torch'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# errors: one line through the CLI
+
+
+def replace_line(run: Path, number: int, text: str) -> None:
+    path = run / METRICS_FILE
+    rows = path.read_text().splitlines()
+    rows[number - 1] = text
+    path.write_text("\n".join(rows) + "\n")
+
+
+def edit_record(run: Path, number: int, **changes: Any) -> None:
+    path = run / METRICS_FILE
+    record = json.loads(path.read_text().splitlines()[number - 1])
+    replace_line(run, number, json.dumps({**record, **changes}))
+
+
+Breaker = Callable[[Path, Path], list[str]]  # (run, tmp_path) -> extra CLI args
+
+
+def no_run_json(run: Path, tmp_path: Path) -> list[str]:
+    (run / RUN_FILE).unlink()
+    return []
+
+
+def bad_run_json(run: Path, tmp_path: Path) -> list[str]:
+    (run / RUN_FILE).write_text("{kind: search")
+    return []
+
+
+def unknown_kind(run: Path, tmp_path: Path) -> list[str]:
+    (run / RUN_FILE).write_text(json.dumps({"kind": "eval"}))
+    return []
+
+
+def no_metrics(run: Path, tmp_path: Path) -> list[str]:
+    (run / METRICS_FILE).unlink()
+    return []
+
+
+def empty_metrics(run: Path, tmp_path: Path) -> list[str]:
+    (run / METRICS_FILE).write_text("\n  \n")
+    return []
+
+
+def truncated_line(run: Path, tmp_path: Path) -> list[str]:
+    replace_line(run, 3, '{"stage": 2, "epoch": 1, "lr": 0.0')  # a killed writer
+    return []
+
+
+def not_an_object(run: Path, tmp_path: Path) -> list[str]:
+    replace_line(run, 2, "[1, 2]")
+    return []
+
+
+def missing_field(run: Path, tmp_path: Path) -> list[str]:
+    path = run / METRICS_FILE
+    record = json.loads(path.read_text().splitlines()[1])
+    del record["train_loss"]
+    replace_line(run, 2, json.dumps(record))
+    return []
+
+
+def text_for_number(run: Path, tmp_path: Path) -> list[str]:
+    edit_record(run, 4, valid_loss="n/a")
+    return []
+
+
+def zero_epoch(run: Path, tmp_path: Path) -> list[str]:
+    edit_record(run, 1, epoch=0)
+    return []
+
+
+def bad_alphas(run: Path, tmp_path: Path) -> list[str]:
+    edit_record(run, 2, alphas={"normal": [{"none": "high"}], "reduce": []})
+    return []
+
+
+def odd_edge_count(run: Path, tmp_path: Path) -> list[str]:
+    for number in (1, 2, 3, 4):
+        edit_record(run, number, alphas={"normal": [{"none": 1.0}] * 13})
+    return []
+
+
+def out_folder_missing(run: Path, tmp_path: Path) -> list[str]:
+    return ["--out", str(tmp_path / "nowhere" / "curves.png")]
+
+
+def out_is_a_folder(run: Path, tmp_path: Path) -> list[str]:
+    (tmp_path / "taken.png").mkdir()
+    return ["--out", str(tmp_path / "taken.png")]
+
+
+def out_wrong_suffix(run: Path, tmp_path: Path) -> list[str]:
+    return ["--out", str(tmp_path / "curves.jpg")]
+
+
+@pytest.mark.parametrize(
+    ("breaker", "message"),
+    [
+        (no_run_json, "is not a pdarts run directory (no run.json)"),
+        (bad_run_json, "run.json is not valid JSON"),
+        (unknown_kind, "unknown run kind 'eval'; pdarts plot draws search and train runs"),
+        (no_metrics, "has no metrics yet (metrics.jsonl is missing or empty)"),
+        (empty_metrics, "has no metrics yet (metrics.jsonl is missing or empty)"),
+        (truncated_line, "metrics.jsonl line 3 is not valid JSON"),
+        (not_an_object, "metrics.jsonl line 2 is not a JSON object"),
+        (missing_field, "metrics.jsonl line 2: 'train_loss' is missing"),
+        (text_for_number, "line 4: 'valid_loss' must be a number or null, got 'n/a'"),
+        (zero_epoch, "line 1: 'epoch' must be a positive integer, got 0"),
+        (bad_alphas, "line 2: alphas.normal.0 must map ops to numbers"),
+        (odd_edge_count, "alphas.normal lists 13 edges; a DARTS cell has 2, 5, 9, 14, ... edges"),
+        (out_folder_missing, "nowhere does not exist"),
+        (out_is_a_folder, "taken.png: it is a folder"),
+        (out_wrong_suffix, "must end in .png, .svg, .pdf"),
+    ],
+)
+def test_errors_are_one_line(
+    cli: typer.Typer, search_run: Path, tmp_path: Path, breaker: Breaker, message: str
+) -> None:
+    extra = breaker(search_run, tmp_path)
+    line = assert_one_error_line(invoke(cli, search_run, *extra))
+    assert message in line
+
+
+def test_a_missing_run_dir_is_one_line(cli: typer.Typer, tmp_path: Path) -> None:
+    line = assert_one_error_line(invoke(cli, tmp_path / "no-such-run"))
+    assert "no-such-run is not a pdarts run directory" in line
+
+
+def test_a_failed_write_is_one_line(
+    cli: typer.Typer, train_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    def refuse(self: Figure, path: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Figure, "savefig", refuse)  # permissions do not stop root
+    line = assert_one_error_line(invoke(cli, train_run))
+    assert line.endswith(f"cannot write {train_run / DEFAULT_PLOT_FILE}: Permission denied")
