@@ -84,3 +84,35 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == EPOCHS
     assert (tmp_path / "run" / "best.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_nproc_hands_over_to_torchrun(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pdarts_cli",
+            "train",
+            "PDARTS",
+            "--dataset",
+            "digits",
+            "--recipe",
+            "quick",
+            "--epochs",
+            "1",
+            "--nproc",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = (out / "run.json").read_text()
+    assert '"world_size": 2' in run
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1

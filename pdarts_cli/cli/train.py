@@ -44,7 +44,7 @@ def _handover_to_torchrun(nproc: int) -> None:
         if arg == "--nproc" or arg.startswith("--nproc=") or args[i - 1 : i] == ["--nproc"]:
             continue
         kept.append(arg)
-    torchrun([f"--nproc-per-node={nproc}", "-m", "pdarts_cli", *kept])
+    torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "pdarts_cli", *kept])
 
 
 @user_errors
@@ -150,26 +150,26 @@ def train(
         console.print(table)
         return
 
-    from pdarts_cli.cli.train_progress import TrainConsoleObserver
+    from pdarts_cli.cli.train_progress import TrainConsoleObserver, summary_table
     from pdarts_cli.train import TrainOptions, resume_training, run_training
+    from pdarts_cli.train.network import count_parameters
     from pdarts_cli.train.trainer import TrainObserver
 
-    observer = TrainObserver() if quiet else TrainConsoleObserver(console)
-    if resume is not None:
-        state = resume_training(resume, resolved_genotype, device.value, observer)
-    else:
-        options = TrainOptions(
-            dataset=dataset, data_dir=data_dir, download=download, device=device.value
-        )
-        state = run_training(
-            resolved_genotype, resolved, options, out or _default_out(), force, observer
-        )
-    if state.history:
-        last = state.history[-1]
-        console.print(
-            f"best test top-1 {100 * state.best_top1:.2f}%; last epoch {last.epoch}: "
-            f"top-1 {100 * last.test_top1:.2f}%, top-5 {100 * last.test_top5:.2f}%"
-        )
+    rendering = TrainConsoleObserver(console, live=console.is_terminal)
+    observer = TrainObserver() if quiet else rendering
+    try:
+        if resume is not None:
+            state = resume_training(resume, resolved_genotype, device.value, observer)
+        else:
+            options = TrainOptions(
+                dataset=dataset, data_dir=data_dir, download=download, device=device.value
+            )
+            out_dir = out or _default_out()
+            state = run_training(resolved_genotype, resolved, options, out_dir, force, observer)
+    finally:
+        rendering.close()
+    if state.history and not quiet:
+        console.print(summary_table(state, count_parameters(state.model)))
 
 
 @user_errors

@@ -143,6 +143,8 @@ def run_training(
         )
         atomic_write_text(run_dir / RECIPE_FILE, recipe_json(recipe))
         atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
+    if not env.dist.is_main:
+        observer = TrainObserver()  # only rank 0 talks
     state = new_state(genotype, recipe, env)
     observer.note(
         f"training on {env.device} ({env.precision.label}), {env.dist.world_size} process(es), "
@@ -172,6 +174,8 @@ def resume_training(
     overrides = {"device": device} if device is not None else {}
     options = TrainOptions.model_validate({**run["options"], **overrides})
     env = _environment(recipe, options)
+    if not env.dist.is_main:
+        observer = TrainObserver()
     state = new_state(saved, recipe, env)
     if (run_dir / LAST_FILE).exists():
         load_last(run_dir / LAST_FILE, state, saved)
