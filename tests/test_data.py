@@ -35,6 +35,7 @@ from pdarts_cli.data import (
     resolve_dataset,
     split_indices,
 )
+from pdarts_cli.data.batches import loader_transform
 from pdarts_cli.data.providers import channel_stats
 from pdarts_cli.errors import DatasetError, RegistryError
 from pdarts_cli.registry import dataset_registry, first_doc_line
@@ -672,3 +673,17 @@ def test_cifar_reads_python2_pickles_like_the_official_files(tmp_path: Path) -> 
     assert isinstance(test, ImageTensors)
     assert np.array_equal(test.images.numpy(), written.x_test)
     assert test.labels.tolist() == labels
+
+
+def test_imagenet_folders_get_the_darts_imagenet_transforms(tmp_path: Path) -> None:
+    write_fake_imagefolder(tmp_path / "imagenet", classes=["a", "b"], per_class=2, size=40)
+    data = resolve_dataset("imagenet", data_dir=tmp_path)
+    assert data.info.image_size == 224
+    assert data.info.augmentation == "imagenet"
+    train = loader_transform(data.info, True, 0, False)
+    test = loader_transform(data.info, False, 0, False)
+    names = [type(t).__name__ for t in train.transforms]  # type: ignore[attr-defined]
+    assert names[:3] == ["RandomResizedCrop", "RandomHorizontalFlip", "ColorJitter"]
+    assert [type(t).__name__ for t in test.transforms][:2] == ["Resize", "CenterCrop"]  # type: ignore[attr-defined]
+    image, _ = data.test[0]
+    assert test(image).shape == (3, 224, 224)

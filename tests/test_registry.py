@@ -34,7 +34,7 @@ PLUGIN_MODULE = "pdarts_example_op"
 PLUGIN_OP = "std_conv_3x3"
 BROKEN_OP = "broken_op"
 BROKEN_ERROR = "ImportError: pdarts_example_op.broken needs a library that is not installed"
-BUILT_IN_DATASETS = ["cifar10", "cifar100", "digits", "imagefolder", "npz"]
+BUILT_IN_DATASETS = ["cifar10", "cifar100", "digits", "imagefolder", "imagenet", "npz"]
 
 runner = CliRunner()
 

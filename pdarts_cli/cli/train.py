@@ -156,7 +156,8 @@ def train(
     from pdarts_cli.train.trainer import TrainObserver
 
     rendering = TrainConsoleObserver(console, live=console.is_terminal)
-    observer = TrainObserver() if quiet else rendering
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 renders
+    observer = rendering if main_rank and not quiet else TrainObserver()
     try:
         if resume is not None:
             state = resume_training(resume, resolved_genotype, device.value, observer)
@@ -168,7 +169,7 @@ def train(
             state = run_training(resolved_genotype, resolved, options, out_dir, force, observer)
     finally:
         rendering.close()
-    if state.history and not quiet:
+    if state.history and main_rank and not quiet:
         console.print(summary_table(state, count_parameters(state.model)))
 
 
@@ -187,5 +188,6 @@ def evaluate(
     )
     Console(highlight=False).print(
         f"{checkpoint} on {dataset} ({result.images} test images): top-1 "
-        f"{100 * result.top1:.2f}%, top-5 {100 * result.top5:.2f}%, loss {result.loss:.4f}"
+        f"{100 * result.top1:.2f}%, top-5 {100 * result.top5:.2f}%, loss {result.loss:.4f}",
+        soft_wrap=True,
     )

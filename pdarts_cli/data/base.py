@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from torch.utils.data import Dataset
@@ -47,6 +47,10 @@ class DatasetInfo:
     image_size: int
     mean: tuple[float, ...]  # per channel, on the [0, 1] scale
     std: tuple[float, ...]
+    # Loader augmentation of on-disk images: "crop" (resize, then pad-and-crop like CIFAR) or
+    # "imagenet" (DARTS ImageNet: random-resized crop and colour jitter; resize 256/224 +
+    # centre crop for testing).
+    augmentation: Literal["crop", "imagenet"] = "crop"
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,32 @@ class _TransformedSubset(Dataset[tuple[torch.Tensor, int]]):
             return self._transform(image), int(label)
 
 
+IMAGENET_JITTER = (0.4, 0.4, 0.4, 0.2)  # brightness, contrast, saturation, hue (DARTS)
+IMAGENET_RESIZE_RATIO = 256 / 224  # test images: resize to 256, centre-crop 224
+
+
+def imagenet_transform(info: DatasetInfo, train: bool) -> Callable[[Any], torch.Tensor]:
+    """The DARTS / P-DARTS ImageNet transforms."""
+    from torchvision import transforms
+
+    size = info.image_size
+    if train:
+        brightness, contrast, saturation, hue = IMAGENET_JITTER
+        steps: list[Callable[[Any], Any]] = [
+            transforms.RandomResizedCrop(size),
+            transforms.RandomHorizontalFlip(FLIP_PROBABILITY),
+            transforms.ColorJitter(brightness, contrast, saturation, hue),
+        ]
+    else:
+        steps = [
+            transforms.Resize(round(size * IMAGENET_RESIZE_RATIO)),
+            transforms.CenterCrop(size),
+        ]
+    steps += [transforms.ToTensor(), transforms.Normalize(info.mean, info.std)]
+    composed: Callable[[Any], torch.Tensor] = transforms.Compose(steps)
+    return composed
+
+
 def loader_transform(
     info: DatasetInfo, train: bool, crop_padding: int, horizontal_flip: bool
 ) -> Callable[[Any], torch.Tensor]:
@@ -222,6 +248,8 @@ def loader_transform(
     from torchvision import transforms  # imported here: only on-disk datasets need it
 
     size = info.image_size
+    if info.augmentation == "imagenet":
+        return imagenet_transform(info, train)
     steps: list[Callable[[Any], Any]] = [transforms.Resize(size), transforms.CenterCrop(size)]
     if train and crop_padding > 0:
         steps.append(transforms.RandomCrop(size, padding=crop_padding))
@@ -253,7 +281,7 @@ class LoaderBatches:
         size = len(dataset)  # type: ignore[arg-type]  # map-style datasets have a length
         chosen: list[int] = list(range(size)) if indices is None else indices.tolist()
         transform = loader_transform(info, train, crop_padding, horizontal_flip)
-        random = train and (crop_padding > 0 or horizontal_flip)
+        random = train and (crop_padding > 0 or horizontal_flip or info.augmentation == "imagenet")
         self._samples = _TransformedSubset(Subset(dataset, chosen), transform, random)
         self._device = device
         self.batch_size = batch_size

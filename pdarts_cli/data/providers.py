@@ -8,6 +8,7 @@ that says what was wrong and where. The first line of each provider's docstring 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import pickle
@@ -442,6 +443,23 @@ def _check_same_classes(root: Path, train: list[str], val: list[str]) -> None:
         f"imagefolder {root}: train/ and val/ hold different classes "
         f"(only in train: {', '.join(only_train)}; only in val: {', '.join(only_val)})"
     )
+
+
+IMAGENET_IMAGE_SIZE = 224  # the mobile setting
+
+
+def imagenet(request: DatasetRequest) -> ImageDataset:
+    """ImageNet as class folders: imagenet[:PATH] (default DATA_DIR/imagenet), 224x224.
+
+    PATH/train/<class>/* and PATH/val/<class>/*, read lazily, with the DARTS ImageNet
+    augmentation (random-resized crop, flip, colour jitter; resize 256 and centre crop).
+    """
+    folder = request.argument or str(request.data_dir / "imagenet")
+    size = request.image_size or IMAGENET_IMAGE_SIZE
+    resolved = dataclasses.replace(request, argument=folder, image_size=size)
+    data = imagefolder(resolved)
+    info = dataclasses.replace(data.info, name=f"imagenet:{folder}", augmentation="imagenet")
+    return ImageDataset(info, data.train, data.test)
 
 
 def imagefolder(request: DatasetRequest) -> ImageDataset:

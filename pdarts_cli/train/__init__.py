@@ -18,8 +18,10 @@ from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_pre
 from pdarts_cli.errors import ArtifactError, RunDirError
 from pdarts_cli.genotype import Genotype, genotype_from_dict, genotype_json, read_genotype_file
 from pdarts_cli.runlog import (
+    METRICS_FILE,
     RUN_FILE,
     RUN_FORMAT,
+    MetricsLog,
     create_run_dir,
     is_run_dir,
     read_json,
@@ -126,6 +128,7 @@ def run_training(
     """Train ``genotype`` with ``recipe`` and leave a run directory in ``out_dir``."""
     observer = observer or TrainObserver()
     env = _environment(recipe, options)
+    state = new_state(genotype, recipe, env)  # refuses a recipe that does not fit first
     run_dir = Path(out_dir)
     if env.dist.is_main:
         create_run_dir(run_dir, force)
@@ -143,9 +146,6 @@ def run_training(
         )
         atomic_write_text(run_dir / RECIPE_FILE, recipe_json(recipe))
         atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
-    if not env.dist.is_main:
-        observer = TrainObserver()  # only rank 0 talks
-    state = new_state(genotype, recipe, env)
     observer.note(
         f"training on {env.device} ({env.precision.label}), {env.dist.world_size} process(es), "
         f"{count_parameters(state.model):,} parameters"
@@ -174,12 +174,12 @@ def resume_training(
     overrides = {"device": device} if device is not None else {}
     options = TrainOptions.model_validate({**run["options"], **overrides})
     env = _environment(recipe, options)
-    if not env.dist.is_main:
-        observer = TrainObserver()
     state = new_state(saved, recipe, env)
     if (run_dir / LAST_FILE).exists():
         load_last(run_dir / LAST_FILE, state, saved)
         observer.note(f"resuming at epoch {state.next_epoch + 1} of {recipe.epochs}")
+    # Lines of epochs after the checkpoint are written again.
+    MetricsLog(run_dir / METRICS_FILE).keep(lambda r: r["epoch"] <= state.next_epoch)
     return fit(saved, recipe, env, run_dir, state, observer)
 
 

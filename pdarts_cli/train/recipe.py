@@ -50,8 +50,13 @@ class Recipe(FrozenModel):
     warmup_epochs: int = Field(
         default=0,
         ge=0,
-        description="Linear lr warm-up epochs (ImageNet: 5; the authors' code warms up only "
-        "above batch 256).",
+        description="Linear lr warm-up epochs (ImageNet: 5).",
+    )
+    warmup_above_batch: int = Field(
+        default=0,
+        ge=0,
+        description="Warm up only when batch_size exceeds this (ImageNet: 256, as the authors' "
+        "code does).",
     )
     momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD momentum (0.9).")
     weight_decay: float = Field(
@@ -129,6 +134,7 @@ def _paper_imagenet() -> Recipe:
         lr_schedule="linear",
         lr_reference_batch=IMAGENET_REFERENCE_BATCH,
         warmup_epochs=5,
+        warmup_above_batch=256,
         weight_decay=3e-5,
         drop_path_prob=0.0,
         cutout=0,

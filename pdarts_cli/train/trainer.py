@@ -26,7 +26,7 @@ from pdarts_cli.data import BatchSource, DatasetInfo, ImageDataset, make_batch_s
 from pdarts_cli.device import Precision
 from pdarts_cli.errors import ArtifactError, ConfigError
 from pdarts_cli.genotype import Genotype, genotype_from_dict
-from pdarts_cli.runlog import MetricsLog
+from pdarts_cli.runlog import METRICS_FILE, MetricsLog
 from pdarts_cli.search.progressive import cosine_lr, derive_seed
 from pdarts_cli.train.distributed import Distributed, all_reduce_sum, broadcast_buffers
 from pdarts_cli.train.network import NetworkCIFAR, NetworkImageNet
@@ -50,7 +50,7 @@ def lr_at(recipe: Recipe, epoch: int) -> float:
         lr = base * (epochs - LINEAR_TAIL_EPOCHS - epoch) / (epochs - LINEAR_TAIL_EPOCHS)
     else:
         lr = base * (epochs - epoch) / ((epochs - LINEAR_TAIL_EPOCHS) * LINEAR_TAIL_EPOCHS)
-    if epoch < recipe.warmup_epochs:
+    if epoch < recipe.warmup_epochs and recipe.batch_size > recipe.warmup_above_batch:
         lr *= (epoch + 1) / recipe.warmup_epochs
     return lr
 
@@ -391,7 +391,7 @@ def fit(
         ids = [env.device.index] if env.device.type == "cuda" else None
         step_model = DistributedDataParallel(state.model, device_ids=ids)
     batches, tests = train_batches(recipe, env), test_batches(recipe, env)
-    log = MetricsLog(run_dir / "metrics.jsonl")
+    log = MetricsLog(run_dir / METRICS_FILE)
     for epoch in range(state.next_epoch, recipe.epochs):
         started = time.perf_counter()
         lr = lr_at(recipe, epoch)

@@ -1,0 +1,593 @@
+"""Training evaluation networks (ALGORITHM.md, "Evaluation networks"): the recipes and their
+schedules, the published network sizes, a real run on the embedded digits, kill-and-resume,
+and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+from clihelpers import assert_one_error_line
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from pdarts_cli.checkpoint import load_tensors, save_tensors
+from pdarts_cli.cli.app import app
+from pdarts_cli.data import resolve_dataset
+from pdarts_cli.device import resolve_precision
+from pdarts_cli.errors import ConfigError, RunDirError
+from pdarts_cli.genotype import ZOO, read_genotype_file
+from pdarts_cli.runlog import METRICS_FILE
+from pdarts_cli.train import TrainOptions, resume_training, run_training
+from pdarts_cli.train.distributed import Distributed
+from pdarts_cli.train.recipe import (
+    PRESETS,
+    Recipe,
+    adapt_to_dataset,
+    load_recipe,
+    read_recipe_file,
+    recipe_json,
+    validate_recipe,
+)
+from pdarts_cli.train.trainer import (
+    TrainEnvironment,
+    TrainState,
+    drop_path_at,
+    lr_at,
+    train_batches,
+)
+
+runner = CliRunner()
+
+EPOCHS = 3  # the quick recipe cut to three epochs: ~10 s on one CPU thread
+OPTIONS = TrainOptions(dataset="digits", device="cpu")  # the CPU: bit-for-bit resumes
+RUN_FILES = {
+    "run.json",
+    "recipe.json",
+    "genotype.json",
+    METRICS_FILE,
+    "last.safetensors",
+    "best.safetensors",
+}
+# epoch (1-based), step: mid-way through the third epoch. Not the second: epoch 1 has drop-path
+# probability 0 and draws no random numbers, so a resume at epoch 2 could not tell whether the
+# trainer reseeds the global stream at every epoch.
+KILL_AT = (3, 3)
+
+
+def quick_recipe() -> Recipe:
+    return load_recipe("quick").with_overrides(epochs=EPOCHS)
+
+
+def metrics_of(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainState]:
+    """One uninterrupted quick run of PDARTS on the digits; tests must not change it."""
+    run_dir = tmp_path_factory.mktemp("train") / "run"
+    state = run_training(ZOO["PDARTS"](), quick_recipe(), OPTIONS, run_dir)
+    return run_dir, state
+
+
+# --- recipes -----------------------------------------------------------------------------------
+
+
+def test_paper_cifar_recipe_is_the_papers() -> None:
+    r = load_recipe("paper-cifar")
+    assert (r.name, r.network, r.channels, r.layers) == ("paper-cifar", "cifar", 36, 20)
+    assert (r.epochs, r.batch_size, r.cutout) == (600, 128, 16)
+    assert (r.drop_path_prob, r.auxiliary_weight, r.grad_clip_norm) == (0.3, 0.4, 5.0)
+    assert (r.lr, r.lr_min, r.lr_schedule, r.base_lr) == (0.025, 0.0, "cosine", 0.025)
+    assert (r.momentum, r.weight_decay, r.warmup_epochs, r.label_smoothing) == (0.9, 3e-4, 0, 0)
+
+
+def test_paper_cifar_large_differs_only_in_channels() -> None:
+    large, base = load_recipe("paper-cifar-large"), load_recipe("paper-cifar")
+    assert large.channels == 64
+    assert large.model_copy(update={"channels": 36, "name": "paper-cifar"}) == base
+
+
+def test_paper_imagenet_recipe_is_the_papers() -> None:
+    r = load_recipe("paper-imagenet")
+    assert (r.network, r.channels, r.layers, r.epochs) == ("imagenet", 48, 14, 250)
+    assert (r.label_smoothing, r.warmup_epochs, r.lr_schedule) == (0.1, 5, "linear")
+    assert (r.weight_decay, r.auxiliary_weight, r.drop_path_prob, r.grad_clip_norm) == (
+        3e-5,
+        0.4,
+        0.0,
+        5.0,
+    )
+    assert (r.lr, r.batch_size, r.base_lr) == (0.5, 1024, 0.5)  # lr 0.5 at batch 1024
+    assert r.with_overrides(batch_size=256).base_lr == pytest.approx(0.125)  # scaled linearly
+
+
+def test_every_preset_is_valid_and_named_after_itself() -> None:
+    for name, make in PRESETS.items():
+        recipe = make()
+        assert recipe.name == name
+        assert validate_recipe(recipe.model_dump(), name) == recipe
+    quick = load_recipe("quick")
+    assert quick.auxiliary_weight == 0  # 8x8 digits are too small for the auxiliary head
+    assert quick.epochs < 600
+    assert quick.channels < 36
+
+
+@pytest.mark.parametrize("name", ["paper-cifar", "paper-cifar-large"])
+def test_cifar100_gets_the_papers_weight_decay(name: str) -> None:
+    adapted = adapt_to_dataset(load_recipe(name), "cifar100", {"weight_decay": None})
+    assert adapted.weight_decay == 5e-4
+    assert adapt_to_dataset(load_recipe(name), "cifar10", {}).weight_decay == 3e-4
+
+
+def test_cifar100_weight_decay_yields_to_the_flag_and_to_custom_recipes(tmp_path: Path) -> None:
+    flagged = load_recipe("paper-cifar").with_overrides(weight_decay=1e-4)
+    assert adapt_to_dataset(flagged, "cifar100", {"weight_decay": 1e-4}).weight_decay == 1e-4
+    custom = Recipe(weight_decay=3e-4)
+    assert adapt_to_dataset(custom, "cifar100", {}) == custom
+    quick = load_recipe("quick")
+    assert adapt_to_dataset(quick, "cifar100", {}) == quick
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\nchannels = 16\n')
+    mine = load_recipe(str(path))
+    assert adapt_to_dataset(mine, "cifar100", {}).weight_decay == 3e-4
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"epochs": 5, "warmup_epochs": 5}, "warmup_epochs: must be less than epochs (5)"),
+        ({"lr": 0.01, "lr_min": 0.02}, "lr_min (0.02) must not exceed lr (0.01)"),
+        ({"chanels": 16}, "chanels: unknown field"),
+        ({"batch_size": 0}, "batch_size:"),
+    ],
+)
+def test_invalid_recipes_are_one_line_config_errors(data: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_recipe(data, "test")
+    message = str(caught.value)
+    assert fragment in message
+    assert message.startswith("invalid recipe (test): ")
+    assert "\n" not in message
+
+
+def test_overrides_are_validated_too() -> None:
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        load_recipe("paper-imagenet").with_overrides(epochs=5)
+
+
+def test_a_toml_recipe_file_loads(tmp_path: Path) -> None:
+    path = tmp_path / "short.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            name = "short"
+            channels = 12
+            layers = 6
+            epochs = 40
+            lr_schedule = "linear"
+            warmup_epochs = 2
+            label_smoothing = 0.1
+            ema_decay = 0.999
+            """
+        )
+    )
+    recipe = load_recipe(str(path))
+    assert (recipe.name, recipe.channels, recipe.layers, recipe.epochs) == ("short", 12, 6, 40)
+    assert (recipe.lr_schedule, recipe.warmup_epochs) == ("linear", 2)
+    assert (recipe.label_smoothing, recipe.ema_decay) == (0.1, 0.999)
+    assert recipe.batch_size == 128  # unnamed fields keep the paper's CIFAR defaults
+
+
+def test_a_bad_toml_recipe_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("epochs = 0\n")
+    with pytest.raises(ConfigError, match=r"epochs: .*greater than or equal to 1"):
+        load_recipe(str(path))
+    with pytest.raises(ConfigError, match="unknown recipe 'paper-cifra'"):
+        load_recipe("paper-cifra")
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_recipe_json_round_trips(name: str, tmp_path: Path) -> None:
+    recipe = load_recipe(name).with_overrides(ema_decay=0.99, seed=7)
+    text = recipe_json(recipe)
+    assert validate_recipe(json.loads(text), "json") == recipe
+    path = tmp_path / "recipe.json"
+    path.write_text(text)
+    assert read_recipe_file(path) == recipe
+    assert load_recipe(str(path)) == recipe
+
+
+# --- schedules ---------------------------------------------------------------------------------
+
+
+def test_cosine_lr_starts_at_lr_and_halves_at_the_midpoint() -> None:
+    recipe = load_recipe("paper-cifar")
+    assert lr_at(recipe, 0) == 0.025
+    assert lr_at(recipe, 300) == pytest.approx(0.0125)
+    assert lr_at(recipe, 150) == pytest.approx(0.025 * (1 + math.cos(math.pi / 4)) / 2)
+    assert lr_at(recipe, 599) == pytest.approx(0.025 * (1 + math.cos(math.pi * 599 / 600)) / 2)
+    floored = recipe.with_overrides(epochs=10).model_copy(update={"lr_min": 0.001})
+    assert lr_at(floored, 5) == pytest.approx(0.001 + 0.024 / 2)
+
+
+def test_linear_lr_follows_the_pdarts_imagenet_code() -> None:
+    recipe = load_recipe("paper-imagenet").with_overrides(batch_size=512)
+    base = 0.25
+    assert recipe.base_lr == pytest.approx(base)
+    # warm-up: epoch e < 5 multiplies the linear rule by (e + 1) / 5
+    assert lr_at(recipe, 0) == pytest.approx(base * (245 / 245) * (1 / 5))
+    assert lr_at(recipe, 2) == pytest.approx(base * (243 / 245) * (3 / 5))
+    assert lr_at(recipe, 4) == pytest.approx(base * (241 / 245))
+    assert lr_at(recipe, 5) == pytest.approx(base * (240 / 245))
+    assert lr_at(recipe, 100) == pytest.approx(base * (145 / 245))
+    # the last 5 epochs decay 5x more slowly, continuing from where the first rule ends
+    assert lr_at(recipe, 244) == pytest.approx(base / 245)
+    assert lr_at(recipe, 245) == pytest.approx(base * 5 / (245 * 5))
+    assert lr_at(recipe, 247) == pytest.approx(base * 3 / (245 * 5))
+    assert lr_at(recipe, 249) == pytest.approx(base * 1 / (245 * 5))
+    rates = [lr_at(recipe, e) for e in range(4, 250)]  # after warm-up: never rising, never 0
+    assert all(a >= b for a, b in itertools.pairwise(rates))
+    assert min(rates) > 0
+
+
+def test_the_authors_code_warms_up_only_above_batch_256() -> None:
+    recipe = load_recipe("paper-imagenet").with_overrides(batch_size=256)
+    assert lr_at(recipe, 0) == pytest.approx(0.125)
+
+
+def test_linear_lr_without_warmup_starts_at_base() -> None:
+    recipe = load_recipe("paper-imagenet").model_copy(update={"warmup_epochs": 0})
+    assert lr_at(recipe, 0) == pytest.approx(0.5)
+
+
+def test_drop_path_ramps_linearly_from_zero() -> None:
+    recipe = load_recipe("paper-cifar")
+    assert drop_path_at(recipe, 0) == 0
+    assert drop_path_at(recipe, 300) == pytest.approx(0.15)
+    assert drop_path_at(recipe, 599) == pytest.approx(0.3 * 599 / 600)
+    assert drop_path_at(load_recipe("paper-imagenet"), 100) == 0
+
+
+# --- network sizes (dry run) -------------------------------------------------------------------
+
+
+def dry_run_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = runner.invoke(app, ["train", *args, "--dry-run", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report: dict[str, Any] = json.loads(result.output)
+    return report
+
+
+@pytest.mark.parametrize(
+    ("args", "parameters"),
+    [
+        (["PDARTS", "--dataset", "cifar10"], 3_433_798),  # paper: 3.4M
+        (["PDARTS", "--dataset", "cifar10", "--recipe", "paper-cifar-large"], 10_521_802),
+        (["DARTS_V2", "--dataset", "cifar10"], 3_349_342),  # DARTS paper: 3.3M
+        (["PDARTS", "--dataset", "imagenet"], 4_944_352),  # paper: 4.9M
+        (["DARTS_V2", "--dataset", "imagenet"], 4_718_752),  # DARTS paper: 4.7M
+    ],
+)
+def test_dry_run_counts_the_published_sizes(
+    args: list[str], parameters: int, tmp_path: Path
+) -> None:
+    report = dry_run_json(*args, "--data-dir", str(tmp_path))  # an empty folder: no data read
+    assert report["parameters"] == parameters
+    assert report["parameters_with_auxiliary"] > parameters  # the head is excluded above
+
+
+def test_dry_run_reports_the_network_it_would_train() -> None:
+    report = dry_run_json("PDARTS", "--dataset", "imagenet")
+    assert (report["network"], report["channels"], report["layers"]) == ("imagenet", 48, 14)
+    assert (report["image_size"], report["num_classes"]) == (224, 1000)
+    assert 500e6 < report["multiply_adds"] < 600e6  # mobile setting: under 600M (paper 557M)
+
+
+def test_dry_run_follows_channel_and_layer_flags() -> None:
+    small = dry_run_json("PDARTS", "--dataset", "cifar10", "--channels", "16", "--layers", "8")
+    assert (small["channels"], small["layers"]) == (16, 8)
+    assert 0 < small["parameters"] < 3_433_798 // 4
+
+
+def test_dry_run_reads_no_data(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = dry_run_json("PDARTS", "--dataset", "cifar10", env={"PDARTS_DATA": str(empty)})
+    assert report["parameters"] == 3_433_798
+    hundred = dry_run_json("PDARTS", "--dataset", "cifar100", "--data-dir", str(empty))
+    assert hundred["num_classes"] == 100
+    assert hundred["parameters"] == 3_433_798 + 90 * (576 + 1)  # a wider classifier only
+    assert list(empty.iterdir()) == []
+
+
+def test_train_cli_hands_the_adapted_recipe_to_run_training(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import pdarts_cli.train as train_module
+
+    seen: list[tuple[Recipe, TrainOptions, Path]] = []
+
+    def fake_run_training(genotype, recipe, options, out, force, observer):  # type: ignore[no-untyped-def]
+        assert genotype == ZOO["PDARTS"]()
+        seen.append((recipe, options, Path(out)))
+        return SimpleNamespace(history=[], best_top1=0.0)
+
+    monkeypatch.setattr(train_module, "run_training", fake_run_training)
+    out = tmp_path / "run"
+    base = ["train", "PDARTS", "--dataset", "cifar100", "--out", str(out), "--device", "cpu"]
+    assert runner.invoke(app, base).exit_code == 0
+    assert runner.invoke(app, [*base, "--weight-decay", "1e-4", "--epochs", "7"]).exit_code == 0
+    (paper, options, where), (flagged, _, _) = seen
+    assert paper == load_recipe("paper-cifar").with_overrides(weight_decay=5e-4)
+    assert (options.dataset, options.device, where) == ("cifar100", "cpu", out)
+    assert (flagged.weight_decay, flagged.epochs) == (1e-4, 7)
+
+
+# --- a real run on the digits ------------------------------------------------------------------
+
+
+def test_a_quick_run_leaves_a_complete_run_directory(trained_run: tuple[Path, TrainState]) -> None:
+    run_dir, state = trained_run
+    assert {p.name for p in run_dir.iterdir()} == RUN_FILES
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["kind"] == "train"
+    assert run["options"]["dataset"] == "digits"
+    assert run["world_size"] == 1
+    assert read_recipe_file(run_dir / "recipe.json") == quick_recipe()
+    assert read_genotype_file(run_dir / "genotype.json") == ZOO["PDARTS"]()
+    assert state.next_epoch == EPOCHS
+    assert len(state.history) == EPOCHS
+
+
+def test_metrics_record_every_epoch_with_its_schedule(trained_run: tuple[Path, TrainState]) -> None:
+    run_dir, state = trained_run
+    records = metrics_of(run_dir)
+    recipe = quick_recipe()
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    for epoch, record in enumerate(records):
+        assert record["lr"] == pytest.approx(lr_at(recipe, epoch))
+        assert record["drop_path_prob"] == pytest.approx(recipe.drop_path_prob * epoch / EPOCHS)
+        assert record == state.history[epoch].to_dict()
+        assert record["train_loss"] > 0
+        assert record["test_loss"] > 0
+        assert record["test_top1"] <= record["test_top5"] <= 1
+    assert [r["drop_path_prob"] for r in records] == pytest.approx([0, 1 / 30, 2 / 30])
+    assert [r["lr"] for r in records] == pytest.approx([0.05, 0.0375, 0.0125])
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+
+
+def test_a_quick_run_learns_the_digits(trained_run: tuple[Path, TrainState]) -> None:
+    run_dir, state = trained_run
+    best = max(r["test_top1"] for r in metrics_of(run_dir))
+    assert best > 0.75  # chance is 0.10; three epochs reach about 0.94 on one CPU thread
+    assert state.best_top1 == best
+    tensors, metadata = load_tensors(run_dir / "best.safetensors")
+    assert metadata["format"] == "pdarts-weights/1"
+    assert metadata["test_top1"] == best
+    assert metadata["epoch"] == next(
+        r["epoch"] for r in metrics_of(run_dir) if r["test_top1"] == best
+    )
+    assert not any(k.startswith(("optimizer.", "model.")) for k in tensors)
+    _, last = load_tensors(run_dir / "last.safetensors")
+    assert (last["format"], last["next_epoch"], last["best_top1"]) == (
+        "pdarts-train-checkpoint/1",
+        EPOCHS,
+        best,
+    )
+
+
+def unwrapped(result: Any) -> str:
+    return " ".join(result.output.split())  # rich wraps long lines at 80 columns
+
+
+def evaluated_top1(result: Any) -> str:
+    match = re.search(r"top-1 (\d+\.\d\d)%", unwrapped(result))
+    assert match, result.output
+    return match.group(1)
+
+
+def test_evaluate_reproduces_the_best_epoch_without_the_genotype(
+    trained_run: tuple[Path, TrainState],
+) -> None:
+    run_dir, _ = trained_run
+    records = metrics_of(run_dir)
+    best = max(r["test_top1"] for r in records)
+    result = runner.invoke(
+        app, ["evaluate", str(run_dir / "best.safetensors"), "--dataset", "digits"]
+    )
+    assert result.exit_code == 0, result.output
+    assert evaluated_top1(result) == f"{100 * best:.2f}"
+    assert "(359 test images)" in unwrapped(result)
+    last = runner.invoke(app, ["evaluate", str(run_dir / "last.safetensors"), "-d", "digits"])
+    assert last.exit_code == 0, last.output
+    assert evaluated_top1(last) == f"{100 * records[-1]['test_top1']:.2f}"
+
+
+def test_resuming_a_finished_run_changes_nothing(
+    trained_run: tuple[Path, TrainState], tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run[0], copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    state = resume_training(copy, ZOO["PDARTS"](), device="cpu")
+    assert state.next_epoch == EPOCHS
+    assert [m.epoch for m in state.history] == [1, 2, 3]
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+# --- kill and resume ---------------------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    import torch
+    torch.set_num_threads(1)
+    from pdarts_cli.genotype import ZOO
+    from pdarts_cli.train import TrainOptions, run_training
+    from pdarts_cli.train.recipe import read_recipe_file
+    from pdarts_cli.train.trainer import TrainObserver
+
+    class KillMidEpoch(TrainObserver):
+        def batch_finished(self, progress):
+            if (progress.epoch, progress.step) == {kill_at}:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    recipe = read_recipe_file(Path(sys.argv[1]))
+    options = TrainOptions(dataset="digits", device="cpu")
+    run_training(ZOO["PDARTS"](), recipe, options, sys.argv[2], observer=KillMidEpoch())
+    """
+)
+
+
+def _without_timing(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_bit_for_bit(
+    trained_run: tuple[Path, TrainState], tmp_path: Path
+) -> None:
+    recipe_file = tmp_path / "quick.json"
+    recipe_file.write_text(recipe_json(quick_recipe()))
+    killed = tmp_path / "killed"
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD.format(kill_at=KILL_AT), str(recipe_file), str(killed)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert [r["epoch"] for r in metrics_of(killed)] == [1, 2]
+    assert load_tensors(killed / "last.safetensors")[1]["next_epoch"] == 2
+
+    state = resume_training(killed)
+    whole, _ = trained_run
+    assert state.next_epoch == EPOCHS
+
+    for name in ("last.safetensors", "best.safetensors"):
+        resumed, uninterrupted = load_file(str(killed / name)), load_file(str(whole / name))
+        assert resumed.keys() == uninterrupted.keys(), name
+        assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted), name
+    assert _without_timing(metrics_of(killed)) == _without_timing(metrics_of(whole))
+    assert len(metrics_of(killed)) == EPOCHS  # one line per epoch, none repeated
+
+
+# --- one-line errors ---------------------------------------------------------------------------
+
+
+def test_an_unknown_genotype_name_is_one_line() -> None:
+    result = runner.invoke(app, ["train", "PDARTZ", "--dataset", "cifar10", "--dry-run"])
+    line = assert_one_error_line(result)
+    assert "'PDARTZ'" in line
+    assert "PDARTS" in line
+
+
+def test_a_genotype_file_with_an_unknown_op_is_one_line(tmp_path: Path) -> None:
+    data = ZOO["PDARTS"]().to_dict()
+    data["normal"][1] = ["conv_9x9", 1]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    result = runner.invoke(app, ["train", str(path), "--dataset", "cifar10", "--dry-run"])
+    line = assert_one_error_line(result)
+    assert "unknown op 'conv_9x9'" in line
+
+
+def test_evaluate_refuses_a_truncated_checkpoint(
+    trained_run: tuple[Path, TrainState], tmp_path: Path
+) -> None:
+    data = (trained_run[0] / "best.safetensors").read_bytes()
+    for cut in (len(data) - 100, len(data) // 2, 20):
+        path = tmp_path / f"cut-{cut}.safetensors"
+        path.write_bytes(data[:cut])
+        result = runner.invoke(app, ["evaluate", str(path), "--dataset", "digits"])
+        line = assert_one_error_line(result)
+        assert path.name in line
+
+
+def test_evaluate_refuses_a_foreign_safetensors_file(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(foreign))
+    line = assert_one_error_line(
+        runner.invoke(app, ["evaluate", str(foreign), "--dataset", "digits"])
+    )
+    assert "not written by pdarts" in line
+    search = tmp_path / "stage-1.safetensors"  # pdarts, but no trained network
+    save_tensors(search, {"weight": torch.zeros(3)}, {"format": "pdarts-search-checkpoint/1"})
+    line = assert_one_error_line(
+        runner.invoke(app, ["evaluate", str(search), "--dataset", "digits"])
+    )
+    assert "holds no trained network" in line
+    missing = tmp_path / "missing.safetensors"
+    line = assert_one_error_line(
+        runner.invoke(app, ["evaluate", str(missing), "--dataset", "digits"])
+    )
+    assert "no checkpoint" in line
+
+
+def test_resume_with_another_genotype_is_refused(trained_run: tuple[Path, TrainState]) -> None:
+    run_dir, _ = trained_run
+    before = (run_dir / "last.safetensors").read_bytes()
+    result = runner.invoke(
+        app, ["train", "DARTS_V2", "--dataset", "digits", "--resume", str(run_dir)]
+    )
+    line = assert_one_error_line(result)
+    assert "another genotype" in line
+    assert (run_dir / "last.safetensors").read_bytes() == before
+
+
+def test_resume_of_a_folder_without_a_run_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["train", "PDARTS", "--dataset", "digits", "--resume", str(tmp_path)]
+    )
+    line = assert_one_error_line(result)
+    assert "holds no pdarts run" in line
+    with pytest.raises(RunDirError):
+        resume_training(tmp_path / "absent")
+
+
+def test_a_batch_that_does_not_split_across_ranks_is_refused() -> None:
+    cpu = torch.device("cpu")
+    env = TrainEnvironment(
+        data=resolve_dataset("digits"),
+        device=cpu,
+        precision=resolve_precision("auto", cpu),
+        channels_last=False,
+        dist=Distributed(rank=0, world_size=3),
+        dataset="digits",
+    )
+    with pytest.raises(ConfigError, match="batch size 64 does not divide across 3 ranks"):
+        train_batches(quick_recipe(), env)
+    assert len(train_batches(quick_recipe().with_overrides(batch_size=63), env)) > 0
+
+
+def test_the_auxiliary_head_on_8px_digits_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "PDARTS", "--dataset", "digits", "--recipe", "paper-cifar", "--out", str(out)]
+    line = assert_one_error_line(runner.invoke(app, args))
+    assert "auxiliary" in line
+    dry = runner.invoke(app, [*args[:6], "--dry-run"])
+    assert "auxiliary" in assert_one_error_line(dry)
+
+
+def test_a_refused_recipe_leaves_no_run_behind(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "PDARTS", "--dataset", "digits", "--recipe", "paper-cifar", "--out", str(out)]
+    runner.invoke(app, args)
+    again = assert_one_error_line(runner.invoke(app, args))
+    assert "auxiliary" in again
