@@ -29,3 +29,17 @@ def test_tiny_search_on_cuda(
     assert all(math.isfinite(a) for a in alphas)
     assert max(abs(a) for a in alphas) > 1e-3  # the alpha steps moved them
     assert len(result.genotype.normal) == 8
+
+
+@pytest.mark.parametrize(("amp", "channels_last"), [("auto", "auto"), ("bf16", "on")])
+def test_quick_training_on_cuda(tmp_path: Path, amp: str, channels_last: str) -> None:
+    from pdarts_cli.genotype import ZOO
+    from pdarts_cli.train import TrainOptions, run_training
+    from pdarts_cli.train.recipe import load_recipe
+
+    recipe = load_recipe("quick").with_overrides(epochs=2, amp=amp, channels_last=channels_last)
+    state = run_training(
+        ZOO["PDARTS"](), recipe, TrainOptions(dataset="digits", device="cuda"), tmp_path / "t"
+    )
+    assert state.best_top1 > 0.5
+    assert (tmp_path / "t" / "best.safetensors").exists()
