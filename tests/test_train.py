@@ -591,3 +591,27 @@ def test_a_refused_recipe_leaves_no_run_behind(tmp_path: Path) -> None:
     runner.invoke(app, args)
     again = assert_one_error_line(runner.invoke(app, args))
     assert "auxiliary" in again
+
+
+def test_numerics_defaults_follow_the_network_and_stay_off_on_the_cpu() -> None:
+    from pdarts_cli.train.trainer import training_channels_last, training_precision
+
+    cpu = torch.device("cpu")
+    for name in ("paper-cifar", "paper-imagenet"):
+        recipe = load_recipe(name)
+        assert training_precision(recipe, cpu).dtype is None
+        assert training_channels_last(recipe, cpu) is False
+
+
+def test_ema_weights_are_checkpointed_and_scored(tmp_path: Path) -> None:
+    recipe = load_recipe("quick").with_overrides(epochs=1, ema_decay=0.9)
+    state = run_training(
+        ZOO["PDARTS"](), recipe, TrainOptions(dataset="digits", device="cpu"), tmp_path / "r"
+    )
+    assert state.ema is not None
+    last, _ = load_tensors(tmp_path / "r" / "last.safetensors")
+    assert any(key.startswith("ema.") for key in last)
+    best, metadata = load_tensors(tmp_path / "r" / "best.safetensors")
+    ema_weights = state.ema.module.state_dict()
+    assert all(torch.equal(best[k], ema_weights[k]) for k in best)  # best holds what was scored
+    assert metadata["recipe"]["ema_decay"] == 0.9

@@ -14,7 +14,7 @@ from pdarts_cli import __version__
 from pdarts_cli.checkpoint import atomic_write_text, load_tensors
 from pdarts_cli.config import FrozenModel
 from pdarts_cli.data import DatasetInfo, resolve_dataset
-from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
+from pdarts_cli.device import resolve_device
 from pdarts_cli.errors import ArtifactError, RunDirError
 from pdarts_cli.genotype import Genotype, genotype_from_dict, genotype_json, read_genotype_file
 from pdarts_cli.runlog import (
@@ -43,6 +43,8 @@ from pdarts_cli.train.trainer import (
     new_state,
     recipe_from_checkpoint,
     test_batches,
+    training_channels_last,
+    training_precision,
 )
 
 RECIPE_FILE = "recipe.json"
@@ -110,8 +112,8 @@ def _environment(recipe: Recipe, options: TrainOptions) -> TrainEnvironment:
     return TrainEnvironment(
         data=data,
         device=device,
-        precision=resolve_precision(recipe.amp, device),
-        channels_last=resolve_channels_last(recipe.channels_last, device),
+        precision=training_precision(recipe, device),
+        channels_last=training_channels_last(recipe, device),
         dist=setup,
         dataset=options.dataset,
     )

@@ -82,10 +82,12 @@ class Recipe(FrozenModel):
         default=None, gt=0, lt=1, description="Keep an EMA of the weights with this decay."
     )
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
-        default="auto", description="Autocast on CUDA (auto: float32; bf16 or fp16 on request)."
+        default="auto",
+        description="Autocast on CUDA. auto: bf16 for ImageNet networks, float32 for CIFAR ones "
+        "(measured on an H200).",
     )
     channels_last: Literal["auto", "on", "off"] = Field(
-        default="auto", description="channels_last memory format (auto: off)."
+        default="auto", description="channels_last memory format (auto: on CUDA)."
     )
     seed: int = Field(default=0, ge=0, description="Random seed (DARTS: 0).")
     num_workers: int = Field(default=4, ge=0, description="Loader workers for image folders.")
