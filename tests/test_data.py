@@ -687,3 +687,35 @@ def test_imagenet_folders_get_the_darts_imagenet_transforms(tmp_path: Path) -> N
     assert [type(t).__name__ for t in test.transforms][:2] == ["Resize", "CenterCrop"]  # type: ignore[attr-defined]
     image, _ = data.test[0]
     assert test(image).shape == (3, 224, 224)
+
+
+def test_rank_shares_of_a_batch_make_up_the_single_process_batch() -> None:
+    data = random_data(n=50)
+    info = DatasetInfo("r", 3, 3, 8, (0.5,) * 3, (0.25,) * 3)
+    cpu = torch.device("cpu")
+    options = {"train": True, "crop_padding": 2, "horizontal_flip": True, "cutout": 3}
+    whole = make_batch_source(data, None, 16, info, cpu, **options)
+    shares = [
+        make_batch_source(data, None, 8, info, cpu, rank=r, world_size=2, **options) for r in (0, 1)
+    ]
+    assert len(shares[0]) == len(shares[1]) == len(whole)
+    for (x, y), (x0, y0), (x1, y1) in zip(
+        whole.epoch(3), shares[0].epoch(3), shares[1].epoch(3), strict=True
+    ):
+        assert torch.equal(x[0::2], x0)
+        assert torch.equal(x[1::2], x1)
+        assert torch.equal(torch.sort(torch.cat([y0, y1])).values, torch.sort(y).values)
+
+
+def test_loader_ranks_split_an_epoch_between_them(tmp_path: Path) -> None:
+    write_fake_imagefolder(tmp_path / "f", classes=["a", "b"], per_class=5, size=8)
+    data = resolve_dataset(f"imagefolder:{tmp_path / 'f'}", image_size=8)
+    cpu = torch.device("cpu")
+    seen = []
+    for rank in (0, 1):
+        source = make_batch_source(
+            data.train, None, 2, data.info, cpu, train=True, rank=rank, world_size=2
+        )
+        assert len(source) == 3  # 10 images, 5 per rank, batches of 2
+        seen.append(sum(int(y.numel()) for _, y in source.epoch(7)))
+    assert seen == [5, 5]

@@ -73,10 +73,9 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     assert rank0.keys() == rank1.keys()
     assert all(rank0[k].equal(rank1[k]) for k in rank0)
 
-    # Each rank takes every other sample (the odd one out dropped) in batches of BATCH / 2.
+    # Every rank takes its half of each global batch of BATCH images.
     train_images = len(resolve_dataset("digits").train)
-    per_rank = train_images // 2
-    expected_steps = EPOCHS * math.ceil(per_rank / (BATCH // 2))
+    expected_steps = EPOCHS * math.ceil(train_images / BATCH)
     for rank in (0, 1):
         steps = (tmp_path / f"rank{rank}.json").read_text()
         assert steps == f'{{"steps": {expected_steps}}}'

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from pdarts_cli.data.base import BatchSource, DatasetInfo, ImageTensors
 
@@ -276,8 +276,11 @@ class LoaderBatches:
         num_workers: int = 0,
         drop_last: bool = False,
         cutout: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         _check_batch_size(batch_size)
+        self.rank, self.world_size = rank, world_size
         size = len(dataset)  # type: ignore[arg-type]  # map-style datasets have a length
         chosen: list[int] = list(range(size)) if indices is None else indices.tolist()
         transform = loader_transform(info, train, crop_padding, horizontal_flip)
@@ -291,16 +294,29 @@ class LoaderBatches:
         self.cutout = cutout if train else 0
 
     def __len__(self) -> int:
-        return num_batches(len(self._samples), self.batch_size, self.drop_last)
+        samples = len(self._samples) // self.world_size  # DistributedSampler(drop_last=True)
+        return num_batches(samples, self.batch_size, self.drop_last)
 
     def _loader(self, seed: int) -> DataLoader[tuple[torch.Tensor, int]]:
         self._samples.epoch_seed = seed
         # Seeds the shuffle order and the workers' base seed.
         generator = torch.Generator().manual_seed(seed)
+        sampler: DistributedSampler[int] | None = None
+        if self.world_size > 1:
+            # Every rank draws the same permutation (one seed) and takes its share of it.
+            sampler = DistributedSampler(
+                self._samples,
+                num_replicas=self.world_size,
+                rank=self.rank,
+                shuffle=self.train,
+                seed=seed % 2**31,
+                drop_last=True,
+            )
         return DataLoader(
             self._samples,
             batch_size=self.batch_size,
-            shuffle=self.train,
+            shuffle=self.train and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self._device.type == "cuda",
             drop_last=self.drop_last,
@@ -318,6 +334,25 @@ class LoaderBatches:
             yield x, labels.to(self._device, non_blocking=True)
 
 
+class RankSlices:
+    """One rank's share of every global batch, for in-memory data under DDP.
+
+    Every rank cuts and augments the same global batches (one seed), and sample i of a batch
+    goes to rank i % world_size: the shuffling of a distributed sampler, with the augmentation
+    a single process would apply.
+    """
+
+    def __init__(self, source: BatchSource, rank: int, world_size: int) -> None:
+        self.source, self.rank, self.world_size = source, rank, world_size
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def epoch(self, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.source.epoch(seed):
+            yield x[self.rank :: self.world_size], y[self.rank :: self.world_size]
+
+
 def make_batch_source(
     data: ImageTensors | Dataset[tuple[object, int]],
     indices: torch.Tensor | None,
@@ -331,17 +366,24 @@ def make_batch_source(
     cutout: int = 0,
     num_workers: int = 0,
     drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> BatchSource:
     """The batch source that suits ``data``: on the device for tensors, a loader otherwise.
 
     ``train`` turns on shuffling and the augmentation options; evaluation batches come in
-    order and unaugmented, whatever the augmentation arguments say.
+    order and unaugmented, whatever the augmentation arguments say. With ``world_size`` > 1,
+    ``batch_size`` is this rank's share and the batches are this rank's share of each epoch.
     """
     if isinstance(data, ImageTensors):
-        return DeviceBatches(
+        samples = len(data) if indices is None else int(indices.numel())
+        global_batch = batch_size * world_size
+        # A last global batch too small to give every rank a sample is left out.
+        remainder = samples % global_batch
+        source = DeviceBatches(
             data,
             indices,
-            batch_size,
+            global_batch,
             info.mean,
             info.std,
             device,
@@ -349,8 +391,9 @@ def make_batch_source(
             horizontal_flip=horizontal_flip and train,
             cutout=cutout if train else 0,
             shuffle=train,
-            drop_last=drop_last,
+            drop_last=drop_last or 0 < remainder < world_size,
         )
+        return source if world_size == 1 else RankSlices(source, rank, world_size)
     return LoaderBatches(
         data,
         indices,
@@ -363,4 +406,6 @@ def make_batch_source(
         num_workers=num_workers,
         drop_last=drop_last,
         cutout=cutout,
+        rank=rank,
+        world_size=world_size,
     )

@@ -186,24 +186,14 @@ def new_state(genotype: Genotype, recipe: Recipe, env: TrainEnvironment) -> Trai
     return TrainState(model, optimizer, ema, scaler)
 
 
-def _shard(n: int, dist: Distributed) -> torch.Tensor | None:
-    """This rank's static share of the training set: every world_size-th sample, with the
-    remainder dropped so that every rank takes the same number of steps."""
-    if not dist.enabled:
-        return None
-    usable = n - n % dist.world_size
-    return torch.arange(dist.rank, usable, dist.world_size)
-
-
 def train_batches(recipe: Recipe, env: TrainEnvironment) -> BatchSource:
     if recipe.batch_size % env.dist.world_size:
         raise ConfigError(
             f"batch size {recipe.batch_size} does not divide across {env.dist.world_size} ranks"
         )
-    train = env.data.train
     return make_batch_source(
-        train,
-        _shard(len(train), env.dist),  # type: ignore[arg-type]
+        env.data.train,
+        None,
         recipe.batch_size // env.dist.world_size,
         env.data.info,
         env.device,
@@ -212,6 +202,8 @@ def train_batches(recipe: Recipe, env: TrainEnvironment) -> BatchSource:
         horizontal_flip=recipe.horizontal_flip,
         cutout=recipe.cutout,
         num_workers=recipe.num_workers,
+        rank=env.dist.rank,
+        world_size=env.dist.world_size,
     )
 
 
@@ -246,7 +238,7 @@ def train_one_epoch(
     totals = torch.zeros(3, device=env.device, dtype=torch.float64)  # loss sum, correct, count
     steps = len(batches)
     report_every = 1 if env.device.type == "cpu" else 20
-    seed = derive_seed(recipe.seed, _DATA, epoch, env.dist.rank)
+    seed = derive_seed(recipe.seed, _DATA, epoch)  # one shuffle for all ranks
     for step, (x, y) in enumerate(batches.epoch(seed), start=1):
         with env.precision.autocast():
             logits, logits_aux = step_model(_format(x, env))
