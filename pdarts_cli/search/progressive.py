@@ -290,6 +290,48 @@ class _Running:
         return float(self.loss) / self.count, int(self.correct) / self.count
 
 
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def search_step(
+    schedule: Schedule,
+    stage: _Stage,
+    batch: Batch,
+    alpha_batch: Batch | None,
+    env: SearchEnvironment,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """One search iteration: an alpha step on ``alpha_batch`` (joint epochs), then a weight
+    step on ``batch``. Returns the weight loss and logits, and the alpha loss and logits."""
+    network = stage.network
+    weight_scaler, alpha_scaler = stage.scalers or (None, None)
+    x, y = _to_format(batch[0], env.channels_last), batch[1]
+    alpha_result = None
+    if alpha_batch is not None:
+        xa, ya = _to_format(alpha_batch[0], env.channels_last), alpha_batch[1]
+        if schedule.alphas.order == "second":
+            grads, loss_a, logits_a = second_order_grads(
+                network, x, y, xa, ya, stage.weight_optimizer, env.precision
+            )
+            scaler = None  # the unrolled step runs unscaled
+        else:
+            grads, loss_a, logits_a = first_order_grads(
+                network, xa, ya, env.precision, alpha_scaler
+            )
+            scaler = alpha_scaler
+        clip = schedule.alphas.grad_clip_norm
+        _apply_grads(network.arch_parameters(), grads, stage.alpha_optimizer, clip, scaler)
+        alpha_result = (loss_a, logits_a)
+    with env.precision.autocast():
+        logits = network(x)
+    loss = F.cross_entropy(logits.float(), y)
+    scaled = weight_scaler.scale(loss) if weight_scaler is not None else loss
+    weights = network.weight_parameters()
+    grads_w = list(torch.autograd.grad(scaled, weights))
+    clip = schedule.weights.grad_clip_norm
+    _apply_grads(weights, grads_w, stage.weight_optimizer, clip, weight_scaler)
+    return loss.detach(), logits.detach(), alpha_result
+
+
 def _train_epoch(
     schedule: Schedule,
     stage: _Stage,
@@ -302,8 +344,6 @@ def _train_epoch(
     network, config = stage.network, stage.config
     joint = epoch >= config.warmup_epochs
     network.train()
-    weights, alphas = network.weight_parameters(), network.arch_parameters()
-    weight_scaler, alpha_scaler = stage.scalers or (None, None)
     train, alpha_stats = _Running(env.device), (_Running(env.device) if joint else None)
     alpha_stream = _endless(
         alpha_batches, derive_seed(schedule.seed, _ALPHA_DATA, stage.index, epoch)
@@ -312,31 +352,11 @@ def _train_epoch(
     report_every = 1 if env.device.type == "cpu" else 20
     data_seed = derive_seed(schedule.seed, _WEIGHT_DATA, stage.index, epoch)
     for step, (x, y) in enumerate(weight_batches.epoch(data_seed), start=1):
-        x = _to_format(x, env.channels_last)
-        if alpha_stats is not None:
-            xa, ya = next(alpha_stream)
-            xa = _to_format(xa, env.channels_last)
-            if schedule.alphas.order == "second":
-                grads, loss_a, logits_a = second_order_grads(
-                    network, x, y, xa, ya, stage.weight_optimizer, env.precision
-                )
-                scaler = None
-            else:
-                grads, loss_a, logits_a = first_order_grads(
-                    network, xa, ya, env.precision, alpha_scaler
-                )
-                scaler = alpha_scaler
-            clip = schedule.alphas.grad_clip_norm
-            _apply_grads(alphas, grads, stage.alpha_optimizer, clip, scaler)
-            alpha_stats.add(loss_a, logits_a, ya)
-        with env.precision.autocast():
-            logits = network(x)
-        loss = F.cross_entropy(logits.float(), y)
-        scaled = weight_scaler.scale(loss) if weight_scaler is not None else loss
-        grads = list(torch.autograd.grad(scaled, weights))
-        clip = schedule.weights.grad_clip_norm
-        _apply_grads(weights, grads, stage.weight_optimizer, clip, weight_scaler)
-        train.add(loss, logits.detach(), y)
+        alpha_batch = next(alpha_stream) if alpha_stats is not None else None
+        loss, logits, alpha_result = search_step(schedule, stage, (x, y), alpha_batch, env)
+        if alpha_stats is not None and alpha_batch is not None and alpha_result is not None:
+            alpha_stats.add(*alpha_result, alpha_batch[1])
+        train.add(loss, logits, y)
         if step % report_every == 0 or step == steps:
             mean_loss, accuracy = train.means()
             progress = BatchProgress(
