@@ -183,6 +183,11 @@ class Schedule(FrozenModel):
         description="Autocast on CUDA. auto = off: measured slower for the launch-bound "
         "supernet; bf16 halves peak memory (fp16 where bf16 is unsupported).",
     )
+    checkpoint_cells: bool = Field(
+        default=False,
+        description="Activation checkpointing of search cells: recompute each cell in the "
+        "backward pass, trading time for memory; results are unchanged.",
+    )
     channels_last: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="channels_last memory format. auto = off: measured slower for the supernet.",

@@ -156,6 +156,7 @@ def _build_stage(
         steps=schedule.steps,
         stem_multiplier=schedule.stem_multiplier,
         alpha_init_scale=schedule.alphas.init_scale,
+        checkpoint_cells=schedule.checkpoint_cells,
     ).to(env.device)
     if env.channels_last:
         network = network.to(memory_format=torch.channels_last)

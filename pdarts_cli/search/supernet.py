@@ -7,12 +7,15 @@ rate the stage loop decays epoch by epoch.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from pdarts_ops import FactorizedReduce, ReLUConvBN, Zero
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from pdarts_cli.arch import ArchWeights, EdgeWeights, edges_per_cell
 
@@ -109,6 +112,33 @@ class SearchCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
 
+class _FrozenBatchNormStatistics:
+    """While a checkpointed cell is recomputed, its BatchNorms leave their running statistics
+    (and batch counters) as the first forward pass left them."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.norms = [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+        self.saved: list[tuple[float | None, torch.Tensor | None]] = []
+
+    def __enter__(self) -> None:
+        self.saved = [(m.momentum, m.num_batches_tracked) for m in self.norms]
+        for m in self.norms:
+            m.momentum = 0.0  # (1 - 0) * running + 0 * batch == running, exactly
+            if m.num_batches_tracked is not None:
+                m.num_batches_tracked = m.num_batches_tracked.clone()
+
+    def __exit__(self, *exc: object) -> None:
+        for m, (momentum, tracked) in zip(self.norms, self.saved):
+            m.momentum = momentum
+            m.num_batches_tracked = tracked
+
+
+def _recompute_contexts(
+    cell: nn.Module,
+) -> tuple[contextlib.AbstractContextManager[None], _FrozenBatchNormStatistics]:
+    return contextlib.nullcontext(), _FrozenBatchNormStatistics(cell)
+
+
 def reduction_indices(cells: int) -> tuple[int, int]:
     """Cells at one and two thirds of the depth reduce (DARTS)."""
     return cells // 3, 2 * cells // 3
@@ -129,9 +159,11 @@ class SearchNetwork(nn.Module):
         steps: int = 4,
         stem_multiplier: int = 3,
         alpha_init_scale: float = 1e-3,
+        checkpoint_cells: bool = False,
     ) -> None:
         super().__init__()
         self.steps = steps
+        self.checkpoint_cells = checkpoint_cells
         self.normal_candidates = normal_candidates
         self.reduce_candidates = reduce_candidates
         stem_channels = stem_multiplier * channels
@@ -188,8 +220,21 @@ class SearchNetwork(nn.Module):
         normal = F.softmax(self.alphas_normal, dim=-1)
         reduce = F.softmax(self.alphas_reduce, dim=-1)
         s0 = s1 = self.stem(x)
+        recompute = self.checkpoint_cells and self.training and torch.is_grad_enabled()
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
+            weights = reduce if cell.reduction else normal
+            if recompute:
+                out = checkpoint(
+                    cell,
+                    s0,
+                    s1,
+                    weights,
+                    use_reentrant=False,
+                    context_fn=functools.partial(_recompute_contexts, cell),
+                )
+            else:
+                out = cell(s0, s1, weights)
+            s0, s1 = s1, out
         logits: torch.Tensor = self.classifier(self.global_pooling(s1).flatten(1))
         return logits
 
