@@ -7,6 +7,7 @@ import typer
 from pdarts_cli import __version__
 from pdarts_cli.cli import genotype, registry, schedule
 from pdarts_cli.cli.plot import plot
+from pdarts_cli.cli.profile_memory import profile_memory
 from pdarts_cli.cli.refine import refine
 from pdarts_cli.cli.search import search
 from pdarts_cli.cli.train import evaluate, train
@@ -23,6 +24,7 @@ app.command("refine")(refine)
 app.command("train")(train)
 app.command("evaluate")(evaluate)
 app.command("plot")(plot)
+app.command("profile-memory")(profile_memory)
 app.add_typer(genotype.app, name="genotype")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(registry.ops_app, name="ops")

@@ -1,0 +1,100 @@
+"""One memory measurement, run as ``python -m pdarts_cli.memory_probe REQUEST_JSON`` in a fresh
+process so that its peak is its own. Prints one JSON object.
+
+The request names a schedule (as a dict), a 0-based stage, a batch size, the data and the
+device; ``idle`` stops after torch is imported and the data built.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from typing import Any
+
+SYNTHETIC_SHAPE = (3, 32, 32)  # CIFAR-sized images when no dataset is named
+SYNTHETIC_CLASSES = 10
+ITERATIONS = 2  # the second iteration allocates the optimisers' state: the steady peak
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def measure(request: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from pdarts_cli.data import (
+        DatasetInfo,
+        ImageDataset,
+        ImageTensors,
+        resolve_dataset,
+        split_indices,
+    )
+    from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
+    from pdarts_cli.schedule import validate_schedule
+    from pdarts_cli.search.progressive import (
+        SearchEnvironment,
+        _all_candidates,
+        _build_stage,
+        _stage_batches,
+        search_step,
+    )
+
+    schedule = validate_schedule(request["schedule"], "profile request")
+    index, batch_size = request["stage"], request["batch_size"]
+    schedule = schedule.with_overrides(batch_size=batch_size)
+    device = resolve_device(request["device"])
+    if request["dataset"] is None:
+        generator = torch.Generator().manual_seed(0)
+        count = 2 * batch_size
+        images = torch.randint(
+            0, 256, (count, *SYNTHETIC_SHAPE), dtype=torch.uint8, generator=generator
+        )
+        labels = torch.randint(0, SYNTHETIC_CLASSES, (count,), generator=generator)
+        tensors = ImageTensors(images, labels)
+        channels, size = SYNTHETIC_SHAPE[0], SYNTHETIC_SHAPE[1]
+        info = DatasetInfo("synthetic", SYNTHETIC_CLASSES, channels, size, (0.5,) * 3, (0.25,) * 3)
+        data = ImageDataset(info, tensors, tensors)
+    else:
+        data = resolve_dataset(request["dataset"], request.get("data_dir"))
+    env = SearchEnvironment(
+        data=data,
+        device=device,
+        precision=resolve_precision(schedule.amp, device),
+        channels_last=resolve_channels_last(schedule.channels_last, device),
+        dataset=request["dataset"] or "synthetic",
+    )
+    config = schedule.stages[index]
+    batches = _stage_batches(schedule, config, env)
+    batch = next(iter(batches.weights.epoch(0)))
+    alpha_batch = next(iter(batches.alphas.epoch(1)))
+    result: dict[str, Any] = {
+        "batch_size": int(batch[1].numel()),
+        "images_per_half": None
+        if request["dataset"] is None
+        else int(split_indices(len(data.train), schedule.data.train_portion)[0].numel()),
+    }
+    if not request["idle"]:
+        # The stage's candidate count per edge, as the approximation leaves it: the first
+        # ops_per_edge candidates (which ops barely changes the memory; how many does).
+        candidates = tuple(edge[: config.ops_per_edge] for edge in _all_candidates(schedule))
+        stage = _build_stage(schedule, index, candidates, candidates, env)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(ITERATIONS):
+            search_step(schedule, stage, batch, alpha_batch, env)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        result["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+        result["cuda_max_reserved_bytes"] = torch.cuda.max_memory_reserved(device)
+    result["peak_rss_bytes"] = _peak_rss_bytes()
+    return result
+
+
+def main() -> None:
+    print(json.dumps(measure(json.loads(sys.argv[1]))))
+
+
+if __name__ == "__main__":
+    main()
