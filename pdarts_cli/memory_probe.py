@@ -69,11 +69,11 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     batches = _stage_batches(schedule, config, env)
     batch = next(iter(batches.weights.epoch(0)))
     alpha_batch = next(iter(batches.alphas.epoch(1)))
+    train_images = len(data.train)  # type: ignore[arg-type]  # map-style datasets are sized
+    weight_half = split_indices(train_images, schedule.data.train_portion)[0]
     result: dict[str, Any] = {
         "batch_size": int(batch[1].numel()),
-        "images_per_half": None
-        if request["dataset"] is None
-        else int(split_indices(len(data.train), schedule.data.train_portion)[0].numel()),
+        "images_per_half": None if request["dataset"] is None else int(weight_half.numel()),
     }
     if not request["idle"]:
         # The stage's candidate count per edge, as the approximation leaves it: the first
