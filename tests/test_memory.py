@@ -242,3 +242,43 @@ def test_a_budget_below_batch_one_is_one_line(tmp_path: Path) -> None:
     )
     line = assert_one_error_line(result)
     assert "at batch 1, more than the budget" in line
+
+
+@pytest.mark.slow
+def test_search_batch_size_auto_records_its_choice(tmp_path: Path) -> None:
+    schedule_file = tmp_path / "one.json"
+    schedule_file.write_text(schedule_json(one_stage()))
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            "-d",
+            "digits",
+            "-s",
+            str(schedule_file),
+            "-o",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "auto",
+            "--memory-budget",
+            "1GiB",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    chosen = json.loads((out / "schedule.json").read_text())["stages"][0]["batch_size"]
+    assert f"stage 1: batch size {chosen} (predicted peak" in result.output
+    assert chosen != one_stage().stages[0].batch_size
+    run = json.loads((out / "run.json").read_text())
+    assert run["options"]["auto_batch_size"] is True
+    assert run["options"]["memory_budget_bytes"] == GiB
+
+
+def test_search_batch_size_must_be_a_number_or_auto() -> None:
+    result = runner.invoke(app, ["search", "-d", "digits", "--batch-size", "lots"])
+    line = assert_one_error_line(result)
+    assert "--batch-size takes a number or auto" in line

@@ -26,6 +26,13 @@ class AlphaOrder(str, Enum):
     second = "second"
 
 
+def _batch_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise fail(f"--batch-size takes a number or auto, got {text!r}") from None
+
+
 def _default_out() -> Path:
     return Path("runs") / dt.datetime.now().strftime("search-%Y%m%d-%H%M%S")
 
@@ -93,7 +100,19 @@ def search(
         typer.Option("--warmup-epochs", help="Weights-only epochs at the start of every stage."),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Batch size of every stage.")
+        str | None,
+        typer.Option(
+            "--batch-size",
+            metavar="N|auto",
+            help="Batch size of every stage, or auto: before each stage, the largest that fits "
+            "the memory budget (as pdarts profile-memory measures it); recorded in schedule.json.",
+        ),
+    ] = None,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-budget", help="With --batch-size auto, e.g. 16GiB (default: the device's)."
+        ),
     ] = None,
     channels: Annotated[
         int | None, typer.Option("--channels", help="Initial channels of every stage.")
@@ -148,10 +167,12 @@ def search(
     else:
         if dataset is None:
             raise fail("give --dataset (for example --dataset digits), or --resume RUN_DIR")
+        auto_batch = batch_size is not None and batch_size.strip().lower() == "auto"
+        fixed_batch = None if batch_size is None or auto_batch else _batch_number(batch_size)
         resolved = load_schedule(schedule or preset_for_dataset(dataset)).with_overrides(
             epochs=epochs,
             warmup_epochs=warmup_epochs,
-            batch_size=batch_size,
+            batch_size=fixed_batch,
             channels=channels,
             seed=seed,
         )
@@ -159,7 +180,12 @@ def search(
             resolved = resolved.with_overrides(
                 alphas={**resolved.alphas.model_dump(), "order": alpha_order.value}
             )
+        from pdarts_cli.memory import parse_size
+
+        budget = parse_size(memory_budget) if memory_budget is not None else None
         options = SearchOptions(
+            auto_batch_size=auto_batch,
+            memory_budget_bytes=budget,
             dataset=dataset,
             data_dir=data_dir,
             download=download,

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -49,6 +50,13 @@ class SearchOptions(BaseModel):
     download: bool = False
     image_size: int | None = Field(default=None, ge=4, description="For image folders.")
     device: str = "auto"
+    auto_batch_size: bool = Field(
+        default=False,
+        description="Pick each stage's batch size with the memory profiler before it starts.",
+    )
+    memory_budget_bytes: int | None = Field(
+        default=None, gt=0, description="Budget for auto_batch_size (default: the device's)."
+    )
 
 
 def _environment(schedule: Schedule, options: SearchOptions) -> SearchEnvironment:
@@ -61,6 +69,46 @@ def _environment(schedule: Schedule, options: SearchOptions) -> SearchEnvironmen
         channels_last=resolve_channels_last(schedule.channels_last, device),
         dataset=options.dataset,
     )
+
+
+AUTO_BATCH_SIZES = [16, 32]  # measured per stage to fit memory = a + b * batch
+
+
+def _batch_chooser(
+    options: SearchOptions, env: SearchEnvironment, run_dir: Path, observer: SearchObserver
+) -> Callable[[Schedule, int], Schedule] | None:
+    """``--batch-size auto``: profile each stage before it starts, record the choice."""
+    if not options.auto_batch_size:
+        return None
+    from pdarts_cli.memory import device_budget, mib, profile_stage
+
+    budget = options.memory_budget_bytes or device_budget(str(env.device))
+
+    def choose(schedule: Schedule, index: int) -> Schedule:
+        profile = profile_stage(
+            schedule,
+            index,
+            AUTO_BATCH_SIZES,
+            budget,
+            str(env.device),
+            options.dataset,
+            options.data_dir,
+            cuda=env.device.type == "cuda",
+            confirm=False,
+        )
+        batch = profile.recommended_batch
+        assert batch is not None
+        stages = list(schedule.stages)
+        stages[index] = stages[index].model_copy(update={"batch_size": batch})
+        chosen = schedule.model_copy(update={"stages": tuple(stages)})
+        atomic_write_text(run_dir / SCHEDULE_FILE, schedule_json(chosen))
+        observer.note(
+            f"stage {index + 1}: batch size {batch} (predicted peak "
+            f"{mib(profile.predict(batch)):,.0f} MiB of a {mib(budget):,.0f} MiB budget)"
+        )
+        return chosen
+
+    return choose
 
 
 def _announce(env: SearchEnvironment, observer: SearchObserver) -> None:
@@ -96,7 +144,13 @@ def run_search(
     )
     atomic_write_text(run_dir / SCHEDULE_FILE, schedule_json(schedule))
     _announce(env, observer)
-    return run_stages(schedule, env, run_dir, observer)
+    return run_stages(
+        schedule,
+        env,
+        run_dir,
+        observer,
+        choose_batch=_batch_chooser(options, env, run_dir, observer),
+    )
 
 
 def resume_search(
@@ -122,4 +176,5 @@ def resume_search(
     options = SearchOptions.model_validate({**run["options"], **overrides})
     env = _environment(schedule, options)
     _announce(env, observer)
-    return run_stages(schedule, env, run_dir, observer, resume=point)
+    chooser = _batch_chooser(options, env, run_dir, observer)
+    return run_stages(schedule, env, run_dir, observer, resume=point, choose_batch=chooser)

@@ -13,7 +13,7 @@ import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -522,8 +522,12 @@ def run_stages(
     run_dir: Path,
     observer: SearchObserver,
     resume: ResumePoint | None = None,
+    choose_batch: Callable[[Schedule, int], Schedule] | None = None,
 ) -> SearchResult:
-    """Run (or continue) every stage and write the final architecture and genotype."""
+    """Run (or continue) every stage and write the final architecture and genotype.
+
+    ``choose_batch`` (``--batch-size auto``) may set a stage's batch size before it starts.
+    """
     started = time.perf_counter()
     normal = reduce = _all_candidates(schedule)
     first_stage = 0
@@ -536,9 +540,12 @@ def run_stages(
     history: list[EpochMetrics] = []
     arch: ArchWeights | None = None
     for index in range(first_stage, len(schedule.stages)):
+        restoring = resume is not None and index == resume.stage and resume.next_epoch > 0
+        if choose_batch is not None and not restoring:
+            schedule = choose_batch(schedule, index)
         stage = _build_stage(schedule, index, normal, reduce, env)
         first_epoch = 0
-        if resume is not None and index == resume.stage and resume.next_epoch > 0:
+        if resume is not None and restoring:
             _restore_stage(stage, resume)
             first_epoch = resume.next_epoch
         history += _run_stage(schedule, stage, first_epoch, run_dir, normal, reduce, env, observer)
