@@ -93,15 +93,16 @@ def test_prediction_outside_the_measured_batches_is_within_10_percent(profiled: 
     assert profile.idle_bytes < min(m.peak_bytes for m in profile.measurements)
 
 
-# The search runs in a child that reports its own peak resident memory when it is done, as
-# the profiler's probes do (a child's teardown and any grandchildren stay out of both figures).
+# The search runs in a child that reports its own peak resident memory when it is done, read
+# the way the profiler's probes read theirs.
 SEARCH_PEAK = textwrap.dedent(
     """
-    import contextlib, io, resource, sys
+    import contextlib, io, sys
     from pdarts_cli.cli.app import app
+    from pdarts_cli.memory_probe import peak_rss_bytes
     with contextlib.redirect_stdout(io.StringIO()):
         app(sys.argv[1:], standalone_mode=False)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print(peak_rss_bytes())
     """
 )
 
