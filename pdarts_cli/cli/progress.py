@@ -79,6 +79,20 @@ def stage_table(report: StageReport, cell_type: str) -> Table:
     return table
 
 
+def progress_bar(console: Console) -> Progress:
+    """The live bar of long runs: what, how far, running statistics, elapsed, ETA."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 class ConsoleObserver(SearchObserver):
     """Plain lines per epoch (logs, pipes); rich progress when ``live`` (a terminal)."""
 
@@ -103,16 +117,7 @@ class ConsoleObserver(SearchObserver):
         if not self.live:
             return
         self._stop()
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=True,
-        )
+        self.progress = progress_bar(self.console)
         self.progress.start()
         self.first_epoch = start.first_epoch
         total = (start.epochs - start.first_epoch + 1) * start.batches_per_epoch

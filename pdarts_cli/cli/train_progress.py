@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
+from pdarts_cli.cli.progress import progress_bar
 from pdarts_cli.train.trainer import TrainMetrics, TrainObserver, TrainProgress, TrainState
 
 
@@ -33,16 +29,7 @@ class TrainConsoleObserver(TrainObserver):
             return
         if self.progress is None:
             self.first_epoch = progress.epoch
-            self.progress = Progress(
-                TextColumn("train"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            )
+            self.progress = progress_bar(self.console)
             self.progress.start()
             total = (progress.epochs - progress.epoch + 1) * progress.steps
             self.task = self.progress.add_task("train", total=total, stats="")
