@@ -70,3 +70,8 @@ def resolve_channels_last(mode: str, device: torch.device) -> bool:
     """``auto`` keeps the default layout: channels_last measured 2-30% slower for the search
     supernet on an H200 (benchmarks/results/search-step-h200.jsonl), and slows the CPU."""
     return mode == "on" and device.type != "mps"
+
+
+def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """A batch in the layout its network was put in."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x

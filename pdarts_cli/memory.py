@@ -9,6 +9,7 @@ size: peak = intercept + slope * batch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -103,9 +104,6 @@ class MemoryProfile:
     stages: tuple[StageProfile, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        def measurement(m: Measurement) -> dict[str, Any]:
-            return {k: getattr(m, k) for k in m.__dataclass_fields__}
-
         return {
             "schedule": self.schedule,
             "device": self.device,
@@ -121,12 +119,12 @@ class MemoryProfile:
                     "idle_bytes": s.idle_bytes,
                     "slope_bytes_per_image": s.slope_bytes,
                     "intercept_bytes": s.intercept_bytes,
-                    "measurements": [measurement(m) for m in s.measurements],
+                    "measurements": [dataclasses.asdict(m) for m in s.measurements],
                     "recommended_batch": s.recommended_batch,
                     "predicted_bytes": (
                         s.predict(s.recommended_batch) if s.recommended_batch else None
                     ),
-                    "confirmation": measurement(s.confirmation) if s.confirmation else None,
+                    "confirmation": dataclasses.asdict(s.confirmation) if s.confirmation else None,
                 }
                 for s in self.stages
             ],

@@ -32,7 +32,7 @@ from pdarts_cli.checkpoint import (
     unflatten_state,
 )
 from pdarts_cli.data import BatchSource, ImageDataset, make_batch_source, split_indices
-from pdarts_cli.device import Precision
+from pdarts_cli.device import Precision, to_memory_format
 from pdarts_cli.errors import RunDirError
 from pdarts_cli.genotype import genotype_json, read_genotype_file
 from pdarts_cli.registry import op_registry
@@ -106,6 +106,7 @@ class _Stage:
     weight_optimizer: torch.optim.SGD
     alpha_optimizer: torch.optim.Adam
     scalers: tuple[torch.amp.GradScaler, torch.amp.GradScaler] | None
+    weights: list[nn.Parameter]  # the network's weights, listed once for every step to use
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,9 @@ def _build_stage(
     if env.channels_last:
         network = network.to(memory_format=torch.channels_last)
     w, a = schedule.weights, schedule.alphas
+    weights = network.weight_parameters()
     weight_optimizer = torch.optim.SGD(
-        network.weight_parameters(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay
+        weights, lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay
     )
     alpha_optimizer = torch.optim.Adam(
         network.arch_parameters(), lr=a.lr, betas=a.betas, weight_decay=a.weight_decay
@@ -170,7 +172,7 @@ def _build_stage(
     scalers = None
     if env.precision.needs_scaler:
         scalers = (torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda"))
-    return _Stage(index, config, network, weight_optimizer, alpha_optimizer, scalers)
+    return _Stage(index, config, network, weight_optimizer, alpha_optimizer, scalers, weights)
 
 
 def _stage_state(stage: _Stage) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -305,10 +307,10 @@ def search_step(
     step on ``batch``. Returns the weight loss and logits, and the alpha loss and logits."""
     network = stage.network
     weight_scaler, alpha_scaler = stage.scalers or (None, None)
-    x, y = _to_format(batch[0], env.channels_last), batch[1]
+    x, y = to_memory_format(batch[0], env.channels_last), batch[1]
     alpha_result = None
     if alpha_batch is not None:
-        xa, ya = _to_format(alpha_batch[0], env.channels_last), alpha_batch[1]
+        xa, ya = to_memory_format(alpha_batch[0], env.channels_last), alpha_batch[1]
         if schedule.alphas.order == "second":
             grads, loss_a, logits_a = second_order_grads(
                 network, x, y, xa, ya, stage.weight_optimizer, env.precision
@@ -326,10 +328,9 @@ def search_step(
         logits = network(x)
     loss = F.cross_entropy(logits.float(), y)
     scaled = weight_scaler.scale(loss) if weight_scaler is not None else loss
-    weights = network.weight_parameters()
-    grads_w = list(torch.autograd.grad(scaled, weights))
+    grads_w = list(torch.autograd.grad(scaled, stage.weights))
     clip = schedule.weights.grad_clip_norm
-    _apply_grads(weights, grads_w, stage.weight_optimizer, clip, weight_scaler)
+    _apply_grads(stage.weights, grads_w, stage.weight_optimizer, clip, weight_scaler)
     return loss.detach(), logits.detach(), alpha_result
 
 
@@ -367,17 +368,13 @@ def _train_epoch(
     return train, alpha_stats
 
 
-def _to_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
 @torch.no_grad()
 def _evaluate(network: SearchNetwork, batches: BatchSource, env: SearchEnvironment) -> _Running:
     network.eval()
     stats = _Running(env.device)
     for x, y in batches.epoch(0):
         with env.precision.autocast():
-            logits = network(_to_format(x, env.channels_last))
+            logits = network(to_memory_format(x, env.channels_last))
         stats.add(F.cross_entropy(logits.float(), y), logits, y)
     network.train()
     return stats
@@ -453,7 +450,7 @@ def _run_stage(
             first_epoch=first_epoch + 1,
             batches_per_epoch=len(batches.weights),
             batch_size=config.batch_size,
-            parameters=sum(p.numel() for p in stage.network.weight_parameters()),
+            parameters=sum(p.numel() for p in stage.weights),
         )
     )
     metrics_log = MetricsLog(run_dir / METRICS_FILE)
@@ -552,10 +549,11 @@ def run_stages(
         arch = _write_stage_outputs(run_dir, stage, env)
         last = index == len(schedule.stages) - 1
         keep = None if last else schedule.stages[index + 1].ops_per_edge
-        observer.stage_finished(_stage_report(arch, keep))
-        if keep is not None:
-            normal = approximate_search_space(arch.normal, keep)
-            reduce = approximate_search_space(arch.reduce, keep)
+        report = _stage_report(arch, keep)
+        observer.stage_finished(report)
+        if keep is not None:  # the report's survivors are the next stage's candidates
+            normal = tuple(edge.kept for edge in report.normal)
+            reduce = tuple(edge.kept for edge in report.reduce)
             _save_checkpoint(run_dir, index + 1, 0, normal, reduce, None)
     assert arch is not None  # the schedule has at least one stage
     atomic_write_text(run_dir / FINAL_ARCH_FILE, arch_json(arch))

@@ -9,6 +9,7 @@ rank 0 writes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pdarts_cli.checkpoint import flatten_state, load_tensors, save_tensors, unflatten_state
 from pdarts_cli.data import BatchSource, DatasetInfo, ImageDataset, make_batch_source
-from pdarts_cli.device import Precision, resolve_channels_last, resolve_precision
+from pdarts_cli.device import (
+    Precision,
+    resolve_channels_last,
+    resolve_precision,
+    to_memory_format,
+)
 from pdarts_cli.errors import ArtifactError, ConfigError
 from pdarts_cli.genotype import Genotype, genotype_from_dict
 from pdarts_cli.runlog import METRICS_FILE, MetricsLog
@@ -119,7 +125,7 @@ class TrainMetrics:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -220,10 +226,6 @@ def test_batches(recipe: Recipe, env: TrainEnvironment) -> BatchSource:
     )
 
 
-def _format(x: torch.Tensor, env: TrainEnvironment) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if env.channels_last else x
-
-
 def train_one_epoch(
     state: TrainState,
     step_model: nn.Module,
@@ -241,7 +243,7 @@ def train_one_epoch(
     seed = derive_seed(recipe.seed, _DATA, epoch)  # one shuffle for all ranks
     for step, (x, y) in enumerate(batches.epoch(seed), start=1):
         with env.precision.autocast():
-            logits, logits_aux = step_model(_format(x, env))
+            logits, logits_aux = step_model(to_memory_format(x, env.channels_last))
         loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
         if logits_aux is not None:
             aux_loss = F.cross_entropy(
@@ -296,7 +298,7 @@ def evaluate(
     loss_sum, top1, top5, count = 0.0, 0, 0, 0
     for x, y in batches.epoch(0):
         with env.precision.autocast():
-            logits, _ = model(_format(x, env))
+            logits, _ = model(to_memory_format(x, env.channels_last))
         logits = logits.float()
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         k = min(5, logits.shape[1])
