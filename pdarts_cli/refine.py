@@ -12,10 +12,9 @@ from pdarts_cli.checkpoint import atomic_write_text
 from pdarts_cli.errors import ArtifactError, PdartsError
 from pdarts_cli.genotype import Genotype, genotype_json
 from pdarts_cli.runlog import FINAL_ARCH_FILE
+from pdarts_cli.schedule import MAX_SKIP_LIMIT
 from pdarts_cli.search.derive import derive_genotype
 
-PAPER_MAX_SKIP = 2  # the paper's M (section 3.2.2)
-MAX_SKIP_LIMIT = 64  # far above any cell's edge count (8 for 4 steps); bounds a range's files
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 

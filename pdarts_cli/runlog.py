@@ -17,7 +17,8 @@ SCHEDULE_FILE = "schedule.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FINAL_ARCH_FILE = "final.arch.json"
-GENOTYPE_FILE = "genotype.json"
+GENOTYPE_FILE = "genotype.json"  # the refined genotype: at most max_skip normal skip-connects
+UNREFINED_GENOTYPE_FILE = "genotype-unrefined.json"
 
 
 def stage_arch_file(stage: int) -> str:

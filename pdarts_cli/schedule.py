@@ -29,6 +29,8 @@ from pdarts_cli.config import (
 from pdarts_cli.registry import op_registry
 
 SCHEDULE_FORMAT: Final = "pdarts-schedule/1"
+PAPER_MAX_SKIP: Final = 2  # the paper's M: skip-connects kept in the normal cell (section 3.2.2)
+MAX_SKIP_LIMIT: Final = 64  # far above any cell's edge count (8 for 4 steps)
 
 # The DARTS candidate ops in their canonical order (ALGORITHM.md, "Search space").
 DARTS_OPS: tuple[str, ...] = (
@@ -143,8 +145,17 @@ class DataSchedule(FrozenModel):
         default=0.5,
         gt=0,
         lt=1,
-        description="Share of the training set (its first indices) that tunes the weights; "
-        "the rest tunes the alphas (paper: 0.5).",
+        description="Share of the training set that tunes the weights; the rest tunes the "
+        "alphas (paper: 0.5).",
+    )
+    split: Literal["auto", "contiguous", "stratified"] = Field(
+        default="auto",
+        description="How the training set is cut into the weight and alpha halves. "
+        "contiguous: the first train_portion of the indices, then the rest (the authors' split, "
+        "meaningful only when the data's order is mixed); stratified: a seeded shuffle within "
+        "each class, so both halves hold every class in proportion; auto: contiguous for "
+        "cifar10 and cifar100 (official order, already mixed), stratified for everything else. "
+        "schedule.json records the resolved choice.",
     )
     crop_padding: int = Field(
         default=4, ge=0, description="Random-crop padding in pixels (paper: 4 at 32x32)."
@@ -173,10 +184,18 @@ class Schedule(FrozenModel):
     skip_dropout_decay: SkipDropoutDecay = SkipDropoutDecay()
     data: DataSchedule = DataSchedule()
     valid_last_epochs: int = Field(
-        default=5,
+        default=4,
         ge=0,
         description="Evaluate on the alpha half during the last N epochs of each stage "
-        "(authors' code: 5).",
+        "(authors' code: `epochs - epoch < 5` over 0-based epochs, i.e. the last 4).",
+    )
+    max_skip: int | None = Field(
+        default=PAPER_MAX_SKIP,
+        ge=0,
+        le=MAX_SKIP_LIMIT,
+        description="Architecture refinement: genotype.json keeps at most this many "
+        "skip-connects in the normal cell (paper: M = 2; the authors' code keeps at most M). "
+        "null: no refinement, genotype.json is the plain derivation.",
     )
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
         default="auto",

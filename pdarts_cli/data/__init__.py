@@ -17,11 +17,15 @@ from pdarts_cli.data.base import (
     ImageDataset,
     ImageTensors,
 )
-from pdarts_cli.data.batches import (
-    DeviceBatches,
-    LoaderBatches,
-    make_batch_source,
+from pdarts_cli.data.batches import DeviceBatches, LoaderBatches, make_batch_source
+from pdarts_cli.data.split import (
+    SplitChoice,
+    SplitMethod,
+    dataset_labels,
+    resolve_split,
+    split_dataset,
     split_indices,
+    stratified_split_indices,
 )
 from pdarts_cli.errors import DatasetError
 from pdarts_cli.registry import dataset_registry
@@ -34,11 +38,17 @@ __all__ = [
     "ImageDataset",
     "ImageTensors",
     "LoaderBatches",
+    "SplitChoice",
+    "SplitMethod",
+    "dataset_labels",
     "default_data_dir",
     "make_batch_source",
     "parse_dataset_spec",
     "resolve_dataset",
+    "resolve_split",
+    "split_dataset",
     "split_indices",
+    "stratified_split_indices",
 ]
 
 DATA_DIR_ENV = "PDARTS_DATA"

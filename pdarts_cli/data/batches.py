@@ -29,19 +29,6 @@ _SEED_STRIDE = 0x9E3779B97F4A7C15
 _SEED_MASK = (1 << 63) - 1
 
 
-def split_indices(n: int, train_portion: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split ``range(n)`` into (weights, architecture) indices, as the official P-DARTS code.
-
-    The first ``floor(train_portion * n)`` training images tune the network weights and the
-    rest tune the architecture weights (alphas); the split is not shuffled, as in the authors'
-    ``train_search.py``, so it is the same for every run.
-    """
-    if not 0.0 <= train_portion <= 1.0:
-        raise ValueError(f"train_portion must be in [0, 1], got {train_portion}")
-    split = int(train_portion * n)  # floor for non-negative values
-    return torch.arange(split, dtype=torch.int64), torch.arange(split, n, dtype=torch.int64)
-
-
 def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
     """How many batches one epoch over ``n`` samples yields."""
     return n // batch_size if drop_last else -(-n // batch_size)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdarts_cli import __version__
 from pdarts_cli.checkpoint import atomic_write_text
-from pdarts_cli.data import resolve_dataset
+from pdarts_cli.data import resolve_dataset, resolve_split
 from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
 from pdarts_cli.errors import RunDirError
 from pdarts_cli.runlog import (
@@ -31,13 +30,22 @@ from pdarts_cli.runlog import (
 from pdarts_cli.schedule import Schedule, schedule_json, validate_schedule
 from pdarts_cli.search.events import SearchObserver, SearchResult
 from pdarts_cli.search.progressive import (
+    BatchChooser,
     SearchEnvironment,
     finished_result,
     read_resume_point,
     run_stages,
 )
+from pdarts_cli.search.supernet import CellCandidates
 
-__all__ = ["SearchObserver", "SearchOptions", "SearchResult", "resume_search", "run_search"]
+__all__ = [
+    "SearchObserver",
+    "SearchOptions",
+    "SearchResult",
+    "resolve_for_dataset",
+    "resume_search",
+    "run_search",
+]
 
 
 class SearchOptions(BaseModel):
@@ -76,7 +84,7 @@ AUTO_BATCH_SIZES = [16, 32]  # measured per stage to fit memory = a + b * batch
 
 def _batch_chooser(
     options: SearchOptions, env: SearchEnvironment, run_dir: Path, observer: SearchObserver
-) -> Callable[[Schedule, int], Schedule] | None:
+) -> BatchChooser | None:
     """``--batch-size auto``: profile each stage before it starts, record the choice."""
     if not options.auto_batch_size:
         return None
@@ -84,7 +92,9 @@ def _batch_chooser(
 
     budget = options.memory_budget_bytes or device_budget(str(env.device))
 
-    def choose(schedule: Schedule, index: int) -> Schedule:
+    def choose(
+        schedule: Schedule, index: int, normal: CellCandidates, reduce: CellCandidates
+    ) -> Schedule:
         profile = profile_stage(
             schedule,
             index,
@@ -111,6 +121,13 @@ def _batch_chooser(
     return choose
 
 
+def resolve_for_dataset(schedule: Schedule, dataset: str) -> Schedule:
+    """The schedule with its dataset-dependent choices made (``data.split = "auto"``), as
+    schedule.json records it."""
+    split = resolve_split(schedule.data.split, dataset)
+    return schedule.model_copy(update={"data": schedule.data.model_copy(update={"split": split})})
+
+
 def _announce(env: SearchEnvironment, observer: SearchObserver) -> None:
     info = env.data.info
     observer.note(
@@ -129,6 +146,7 @@ def run_search(
 ) -> SearchResult:
     """Run every stage of ``schedule`` and leave a complete run directory in ``out_dir``."""
     observer = observer or SearchObserver()
+    schedule = resolve_for_dataset(schedule, options.dataset)
     env = _environment(schedule, options)
     run_dir = create_run_dir(Path(out_dir), force)
     write_json(

@@ -81,6 +81,14 @@ class SearchResult:
     arch: ArchWeights
     seconds: float
     metrics: list[EpochMetrics] = field(default_factory=list)
+    unrefined: Genotype | None = None  # the plain derivation, before refinement
+
+    @property
+    def skips_removed(self) -> int:
+        """Normal-cell skip-connects that the refinement took out."""
+        if self.unrefined is None:
+            return 0
+        return self.unrefined.count("skip_connect") - self.genotype.count("skip_connect")
 
 
 class SearchObserver:

@@ -31,16 +31,23 @@ from pdarts_cli.checkpoint import (
     save_tensors,
     unflatten_state,
 )
-from pdarts_cli.data import BatchSource, ImageDataset, make_batch_source, split_indices
+from pdarts_cli.data import (
+    BatchSource,
+    ImageDataset,
+    make_batch_source,
+    resolve_split,
+    split_dataset,
+)
 from pdarts_cli.device import Precision, to_memory_format
 from pdarts_cli.errors import RunDirError
-from pdarts_cli.genotype import genotype_json, read_genotype_file
+from pdarts_cli.genotype import Genotype, genotype_json, read_genotype_file
 from pdarts_cli.registry import op_registry
 from pdarts_cli.runlog import (
     CHECKPOINT_FILE,
     FINAL_ARCH_FILE,
     GENOTYPE_FILE,
     METRICS_FILE,
+    UNREFINED_GENOTYPE_FILE,
     MetricsLog,
     stage_arch_file,
     stage_weights_file,
@@ -66,8 +73,12 @@ from pdarts_cli.search.supernet import CellCandidates, SearchNetwork
 
 CHECKPOINT_FORMAT = "pdarts-search-checkpoint/1"
 
+# (schedule, 0-based stage, normal candidates, reduce candidates) -> schedule with the stage's
+# batch size chosen (``--batch-size auto``).
+BatchChooser = Callable[[Schedule, int, CellCandidates, CellCandidates], Schedule]
+
 # Labels that keep the random streams of one run apart (see derive_seed).
-_INIT, _EPOCH, _WEIGHT_DATA, _ALPHA_DATA = range(4)
+_INIT, _EPOCH, _WEIGHT_DATA, _ALPHA_DATA, _SPLIT = range(5)
 
 
 def derive_seed(seed: int, *labels: int) -> int:
@@ -243,8 +254,11 @@ def read_resume_point(run_dir: Path) -> ResumePoint | None:
 def finished_result(run_dir: Path) -> SearchResult:
     """The result a complete run left on disk (its time: the sum of its epochs')."""
     genotype = read_genotype_file(run_dir / GENOTYPE_FILE)
+    unrefined_path = run_dir / UNREFINED_GENOTYPE_FILE
+    unrefined = read_genotype_file(unrefined_path) if unrefined_path.is_file() else genotype
     seconds = sum(r["seconds"] for r in MetricsLog(run_dir / METRICS_FILE).read())
-    return SearchResult(run_dir, genotype, read_arch(run_dir / FINAL_ARCH_FILE), seconds)
+    arch = read_arch(run_dir / FINAL_ARCH_FILE)
+    return SearchResult(run_dir, genotype, arch, seconds, unrefined=unrefined)
 
 
 def _apply_grads(
@@ -407,10 +421,23 @@ class _Batches:
     valid: BatchSource
 
 
+def weight_alpha_split(
+    schedule: Schedule, data: ImageDataset, dataset: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training indices that tune the weights and those that tune the alphas.
+
+    ``schedule.data.split`` decides how (``auto`` resolved against ``dataset``); the stratified
+    shuffle is seeded from the schedule's seed alone, so a resumed run gets the same halves.
+    """
+    method = resolve_split(schedule.data.split, dataset)
+    seed = derive_seed(schedule.seed, _SPLIT)
+    return split_dataset(data.train, schedule.data.train_portion, method, seed)
+
+
 def _stage_batches(schedule: Schedule, config: StageSchedule, env: SearchEnvironment) -> _Batches:
-    """The official split: the first indices tune the weights, the rest the alphas."""
+    """The weight half and the alpha half (augmented), and the alpha half for validation."""
     train = env.data.train
-    weight_idx, alpha_idx = split_indices(len(train), schedule.data.train_portion)  # type: ignore[arg-type]
+    weight_idx, alpha_idx = weight_alpha_split(schedule, env.data, env.dataset)
 
     def source(indices: torch.Tensor, augmented: bool) -> BatchSource:
         return make_batch_source(
@@ -513,17 +540,33 @@ def _write_stage_outputs(run_dir: Path, stage: _Stage, env: SearchEnvironment) -
     return arch
 
 
+def _write_genotypes(
+    run_dir: Path, arch: ArchWeights, schedule: Schedule, dataset: str
+) -> tuple[Genotype, Genotype]:
+    """genotype.json (refined to at most ``schedule.max_skip`` normal skip-connects, the
+    P-DARTS architecture) and genotype-unrefined.json (the plain derivation)."""
+    meta = {"dataset": dataset, "schedule": schedule.name, "source": FINAL_ARCH_FILE}
+    unrefined = dataclasses.replace(derive_genotype(arch), meta={**meta, "max_skip": None})
+    refined = dataclasses.replace(
+        derive_genotype(arch, schedule.max_skip), meta={**meta, "max_skip": schedule.max_skip}
+    )
+    atomic_write_text(run_dir / UNREFINED_GENOTYPE_FILE, genotype_json(unrefined))
+    atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(refined))
+    return refined, unrefined
+
+
 def run_stages(
     schedule: Schedule,
     env: SearchEnvironment,
     run_dir: Path,
     observer: SearchObserver,
     resume: ResumePoint | None = None,
-    choose_batch: Callable[[Schedule, int], Schedule] | None = None,
+    choose_batch: BatchChooser | None = None,
 ) -> SearchResult:
-    """Run (or continue) every stage and write the final architecture and genotype.
+    """Run (or continue) every stage and write the final architecture and genotypes.
 
-    ``choose_batch`` (``--batch-size auto``) may set a stage's batch size before it starts.
+    ``choose_batch`` (``--batch-size auto``) may set a stage's batch size before it starts,
+    knowing the candidates the stage will hold.
     """
     started = time.perf_counter()
     normal = reduce = _all_candidates(schedule)
@@ -539,7 +582,7 @@ def run_stages(
     for index in range(first_stage, len(schedule.stages)):
         restoring = resume is not None and index == resume.stage and resume.next_epoch > 0
         if choose_batch is not None and not restoring:
-            schedule = choose_batch(schedule, index)
+            schedule = choose_batch(schedule, index, normal, reduce)
         stage = _build_stage(schedule, index, normal, reduce, env)
         first_epoch = 0
         if resume is not None and restoring:
@@ -557,12 +600,9 @@ def run_stages(
             _save_checkpoint(run_dir, index + 1, 0, normal, reduce, None)
     assert arch is not None  # the schedule has at least one stage
     atomic_write_text(run_dir / FINAL_ARCH_FILE, arch_json(arch))
-    genotype = dataclasses.replace(
-        derive_genotype(arch),
-        meta={"dataset": env.dataset, "schedule": schedule.name, "source": FINAL_ARCH_FILE},
-    )
-    atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
+    genotype, unrefined = _write_genotypes(run_dir, arch, schedule, env.dataset)
     _save_checkpoint(run_dir, len(schedule.stages), 0, normal, reduce, None, complete=True)
-    result = SearchResult(run_dir, genotype, arch, time.perf_counter() - started, history)
+    seconds = time.perf_counter() - started
+    result = SearchResult(run_dir, genotype, arch, seconds, history, unrefined=unrefined)
     observer.search_finished(result)
     return result
