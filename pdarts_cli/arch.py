@@ -1,20 +1,22 @@
 """The architecture weights file ``pdarts-arch/1``: each edge's candidate ops and raw alphas.
 
 Search writes one at the end of every stage; refine and derivation read them. Unknown extra
-keys (``stage``, ``cells_in_network``, ``dataset``, ...) are kept as they are.
+keys (``stage``, ``cells_in_network``, ``dataset``, ...) are kept as they are. Every op name
+must be registered (see :class:`pdarts_cli.registry.KnownOps`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.files import read_text
+from pdarts_cli.registry import KnownOps
 
 ARCH_FORMAT = "pdarts-arch/1"
 CELL_TYPES = ("normal", "reduce")
@@ -51,7 +53,7 @@ def edges_per_cell(steps: int) -> int:
     return sum(k + 2 for k in range(steps))
 
 
-def _parse_edge(raw: object, where: str) -> EdgeWeights:
+def _parse_edge(raw: object, where: str, known: KnownOps) -> EdgeWeights:
     if not isinstance(raw, Mapping) or set(raw) != {"ops", "alpha"}:
         raise ArtifactError(f"{where}: expected an object with 'ops' and 'alpha'")
     ops, alpha = raw["ops"], raw["alpha"]
@@ -59,6 +61,8 @@ def _parse_edge(raw: object, where: str) -> EdgeWeights:
         raise ArtifactError(f"{where}.ops: expected a non-empty list of op names")
     if len(set(ops)) != len(ops):
         raise ArtifactError(f"{where}.ops: an op is listed twice")
+    for op in ops:
+        known.require(op, f"{where}.ops")
     if (
         not isinstance(alpha, list)
         or len(alpha) != len(ops)
@@ -70,8 +74,14 @@ def _parse_edge(raw: object, where: str) -> EdgeWeights:
     return EdgeWeights(tuple(ops), tuple(float(a) for a in alpha))
 
 
-def arch_from_dict(data: object, source: str = "architecture") -> ArchWeights:
-    """Validate a parsed ``pdarts-arch/1`` object."""
+def arch_from_dict(
+    data: object, source: str = "architecture", known_ops: Collection[str] | None = None
+) -> ArchWeights:
+    """Validate a parsed ``pdarts-arch/1`` object.
+
+    Op names are checked against ``known_ops``, by default the op registry's: an architecture
+    naming an op nothing provides would otherwise yield genotypes nobody can train.
+    """
     if not isinstance(data, Mapping):
         raise ArtifactError(f"{source}: expected a JSON object")
     if data.get("format") != ARCH_FORMAT:
@@ -83,6 +93,7 @@ def arch_from_dict(data: object, source: str = "architecture") -> ArchWeights:
     if not isinstance(cells, Mapping) or set(cells) != set(CELL_TYPES):
         raise ArtifactError(f"{source}: cells must hold exactly 'normal' and 'reduce'")
     expected = edges_per_cell(steps)
+    known = KnownOps.of(known_ops)
     parsed = {}
     for name in CELL_TYPES:
         edges = cells[name]
@@ -91,18 +102,19 @@ def arch_from_dict(data: object, source: str = "architecture") -> ArchWeights:
                 f"{source}: cells.{name} must list {expected} edges for {steps} steps"
             )
         parsed[name] = tuple(
-            _parse_edge(e, f"{source}: cells.{name}.{i}") for i, e in enumerate(edges)
+            _parse_edge(e, f"{source}: cells.{name}.{i}", known) for i, e in enumerate(edges)
         )
     extra = {k: v for k, v in data.items() if k not in {"format", "steps", "cells"}}
     return ArchWeights(steps, parsed["normal"], parsed["reduce"], extra)
 
 
-def read_arch(path: Path) -> ArchWeights:
+def read_arch(path: Path, known_ops: Collection[str] | None = None) -> ArchWeights:
+    """A ``pdarts-arch/1`` file; op names as :func:`arch_from_dict` checks them."""
     try:
         data = json.loads(read_text(path, ArtifactError))
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
-    return arch_from_dict(data, source=str(path))
+    return arch_from_dict(data, source=str(path), known_ops=known_ops)
 
 
 def arch_json(arch: ArchWeights) -> str:

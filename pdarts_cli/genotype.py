@@ -2,7 +2,8 @@
 
 A genotype lists, node by node, the ``(op, input)`` pairs of each cell type, as DARTS does.
 It is stored as ``pdarts-genotype/1`` JSON, and imported from / exported to the DARTS
-``Genotype(normal=[...], ...)`` syntax without ``eval``.
+``Genotype(normal=[...], ...)`` syntax without ``eval``. Every reader checks op names against
+the op registry unless told otherwise, so no command accepts a genotype nobody can build.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.files import read_text
+from pdarts_cli.registry import KnownOps, op_registry
 
 GENOTYPE_FORMAT = "pdarts-genotype/1"
 INPUTS_PER_NODE = 2  # every intermediate node sums two ops (DARTS)
@@ -75,7 +77,7 @@ class Genotype:
         )
 
 
-def _check_gene(gene: object, name: str, known_ops: Sequence[str] | None) -> Gene:
+def _check_gene(gene: object, name: str, known: KnownOps) -> Gene:
     if not isinstance(gene, (list, tuple)) or not gene:
         raise ArtifactError(f"{name}: expected a list of [op, input] pairs")
     if len(gene) % INPUTS_PER_NODE:
@@ -94,8 +96,7 @@ def _check_gene(gene: object, name: str, known_ops: Sequence[str] | None) -> Gen
             raise ArtifactError(f"{name}.{k}: expected [op name, input index]")
         op, index = pair
         node = k // INPUTS_PER_NODE
-        if known_ops is not None and op not in known_ops:
-            raise ArtifactError(f"{name}.{k}: unknown op {op!r}; known ops: {', '.join(known_ops)}")
+        known.require(op, f"{name}.{k}")
         if not 0 <= index <= node + 1:
             raise ArtifactError(
                 f"{name}.{k}: node {node} takes inputs 0..{node + 1}, got input {index}"
@@ -116,9 +117,12 @@ def _check_concat(concat: object, name: str, steps: int) -> tuple[int, ...]:
 
 
 def genotype_from_dict(
-    data: object, source: str = "genotype", known_ops: Sequence[str] | None = None
+    data: object, source: str = "genotype", known_ops: Collection[str] | None = None
 ) -> Genotype:
-    """Validate a genotype object (the JSON format, ``format`` key optional)."""
+    """Validate a genotype object (the JSON format, ``format`` key optional).
+
+    Op names are checked against ``known_ops``, by default the op registry's at this moment.
+    """
     if not isinstance(data, Mapping):
         raise ArtifactError(f"{source}: expected a JSON object")
     fmt = data.get("format", GENOTYPE_FORMAT)
@@ -131,8 +135,9 @@ def genotype_from_dict(
     missing = [k for k in ("normal", "normal_concat", "reduce", "reduce_concat") if k not in data]
     if missing:
         raise ArtifactError(f"{source}: missing field {missing[0]!r}")
-    normal = _check_gene(data["normal"], f"{source}: normal", known_ops)
-    reduce = _check_gene(data["reduce"], f"{source}: reduce", known_ops)
+    known = KnownOps.of(known_ops)
+    normal = _check_gene(data["normal"], f"{source}: normal", known)
+    reduce = _check_gene(data["reduce"], f"{source}: reduce", known)
     if len(normal) != len(reduce):
         raise ArtifactError(f"{source}: normal and reduce cells must have the same number of nodes")
     steps = len(normal) // INPUTS_PER_NODE
@@ -156,7 +161,7 @@ def write_genotype(genotype: Genotype, path: Path) -> None:
     path.write_text(genotype_json(genotype), encoding="utf-8")
 
 
-def read_genotype_file(path: Path, known_ops: Sequence[str] | None = None) -> Genotype:
+def read_genotype_file(path: Path, known_ops: Collection[str] | None = None) -> Genotype:
     """A ``pdarts-genotype/1`` JSON file, or a file holding a DARTS-syntax string."""
     text = read_text(path, ArtifactError)
     try:
@@ -194,7 +199,7 @@ def _literal(node: ast.expr, where: str) -> Any:
 
 
 def parse_darts(
-    text: str, source: str = "genotype", known_ops: Sequence[str] | None = None
+    text: str, source: str = "genotype", known_ops: Collection[str] | None = None
 ) -> Genotype:
     """Parse ``Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)``."""
     try:
@@ -302,23 +307,34 @@ ZOO: dict[str, Callable[[], Genotype]] = {
 
 
 def known_op_names() -> list[str]:
-    from pdarts_cli.registry import op_registry
-
     return op_registry().names()
 
 
+def run_genotype_path(run_dir: Path) -> Path:
+    """A run directory's genotype.json: a search's refined genotype, or a training's own."""
+    from pdarts_cli.runlog import GENOTYPE_FILE  # runlog imports torch: only for directories
+
+    path = run_dir / GENOTYPE_FILE
+    if not path.is_file():
+        raise ArtifactError(f"{run_dir} holds no {GENOTYPE_FILE}: is it a finished search?")
+    return path
+
+
 def load_genotype(spec: str) -> Genotype:
-    """A genotype from a zoo name, a file (JSON or DARTS syntax) or a DARTS-syntax string."""
+    """A genotype from a zoo name, a file (JSON or DARTS syntax), a run directory (its
+    genotype.json) or a DARTS-syntax string; op names are checked against the op registry."""
     if spec in ZOO:
         return ZOO[spec]()
-    known = known_op_names()
     if spec.lstrip().startswith("Genotype("):
-        return parse_darts(spec, source="genotype string", known_ops=known)
+        return parse_darts(spec, source="genotype string")
     path = Path(spec)
+    if spec.strip() and path.is_dir():  # Path("") is the current directory
+        return read_genotype_file(run_genotype_path(path))
     if path.is_file():
-        return read_genotype_file(path, known_ops=known)
+        return read_genotype_file(path)
     raise ArtifactError(
-        f"{spec!r} is not a genotype file, a DARTS string or a zoo name ({', '.join(ZOO)})"
+        f"{spec!r} is not a genotype file, a run directory, a DARTS string or a zoo name "
+        f"({', '.join(ZOO)})"
     )
 
 

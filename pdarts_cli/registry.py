@@ -9,12 +9,12 @@ is reported with its name, distribution and error, and the others keep working. 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar, cast
 
-from pdarts_cli.errors import RegistryError
+from pdarts_cli.errors import ArtifactError, RegistryError
 
 T = TypeVar("T")
 
@@ -152,3 +152,29 @@ def op_registry() -> Registry[OpFactory]:
 @functools.cache
 def dataset_registry() -> Registry[Callable[..., Any]]:
     return Registry(DATASETS_GROUP, "dataset")
+
+
+@dataclass(frozen=True)
+class KnownOps:
+    """The op names an architecture or genotype may use, and how to refuse any other.
+
+    A file naming an op that nothing provides would be accepted and only fail when a network is
+    built (or never, for a genotype that is only shown): readers check every name up front.
+    """
+
+    names: tuple[str, ...]
+    registered: bool  # the op registry's names: a missing op is a package not installed
+
+    @classmethod
+    def of(cls, names: Collection[str] | None) -> KnownOps:
+        """``names`` as given, or for None the op registry's, at this moment."""
+        if names is None:
+            return cls(tuple(op_registry().names()), registered=True)
+        return cls(tuple(names), registered=False)
+
+    def require(self, op: str, where: str) -> None:
+        """An unknown op is an ArtifactError (the file is at fault) naming it and the known ones."""
+        if op not in self.names:
+            why = ", which no installed package registers" if self.registered else ""
+            known = ", ".join(self.names) or "(none)"
+            raise ArtifactError(f"{where}: unknown op {op!r}{why}; known ops: {known}")

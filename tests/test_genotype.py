@@ -1,5 +1,7 @@
 """Genotypes: the ``pdarts-genotype/1`` JSON file, validation, the DARTS syntax read without
-``eval``, the built-in zoo, ``load_genotype`` and ``genotype_diff``.
+``eval``, the built-in zoo, ``load_genotype`` (files, run directories, strings, names),
+``genotype_diff``, and the refusal of op names no installed package registers, in every command
+that reads a genotype.
 
 Derivation itself (alphas -> genotype) is tested in test_derive.py. The zoo's expected lists
 below are copied by hand from ../shared/ALGORITHM.md ("Published genotypes"), not from the code.
@@ -10,11 +12,18 @@ from __future__ import annotations
 import builtins
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from clihelpers import assert_one_error_line
+from torch import nn
+from typer.testing import CliRunner
 
+from pdarts_cli.checkpoint import save_tensors
+from pdarts_cli.cli.app import app
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.genotype import (
     GENOTYPE_FORMAT,
@@ -29,10 +38,17 @@ from pdarts_cli.genotype import (
     read_genotype_file,
     write_genotype,
 )
+from pdarts_cli.registry import op_registry
+from pdarts_cli.runlog import GENOTYPE_FILE, RUN_FILE, UNREFINED_GENOTYPE_FILE
+from pdarts_cli.train.trainer import WEIGHTS_FORMAT
 
 S3, S5, D3, D5 = "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"
 SKIP, MAX, AVG = "skip_connect", "max_pool_3x3", "avg_pool_3x3"
 KNOWN_OPS = ("none", MAX, AVG, SKIP, S3, S5, D3, D5)  # the eight DARTS candidates
+WARP = "warp_drive"  # an op no installed package registers
+WIDE = {"COLUMNS": "200"}  # Rich and Typer wrap at the terminal width; keep lines whole
+
+runner = CliRunner()
 
 # ALGORITHM.md, "Published genotypes": (normal, reduce); every concat is 2..5
 PUBLISHED = {
@@ -260,9 +276,23 @@ def test_unknown_op_lists_the_known_ops() -> None:
     assert all(op in text for op in KNOWN_OPS)
 
 
-def test_ops_are_checked_only_when_known_ops_are_given() -> None:
-    genotype = genotype_from_dict(_normal(2, ["conv_7x7", 0]))
-    assert genotype.normal[2] == ("conv_7x7", 0)
+def test_ops_are_checked_against_the_registry_by_default() -> None:
+    with pytest.raises(ArtifactError) as exc:
+        genotype_from_dict(_normal(2, [WARP, 0]), source="g.json")
+    assert one_line(exc) == (
+        f"g.json: normal.2: unknown op {WARP!r}, which no installed package registers; "
+        f"known ops: {', '.join(known_op_names())}"
+    )
+
+
+def test_given_known_ops_replace_the_registry() -> None:
+    genotype = genotype_from_dict(_normal(2, [WARP, 0]), known_ops=[*KNOWN_OPS, WARP])
+    assert genotype.normal[2] == (WARP, 0)
+    with pytest.raises(
+        ArtifactError,
+        match=re.escape("normal.0: unknown op 'skip_connect'; known ops: sep_conv_3x3"),
+    ):
+        genotype_from_dict(pdarts().to_dict(), known_ops=[S3])
 
 
 def test_missing_file_is_one_line(tmp_path: Path) -> None:
@@ -441,7 +471,8 @@ def test_load_a_darts_string() -> None:
 def test_load_checks_op_names_against_the_registry(tmp_path: Path) -> None:
     assert set(KNOWN_OPS) <= set(known_op_names())
     bad = with_normal(pdarts(), 0, ("conv_7x7", 0))
-    with pytest.raises(ArtifactError, match="unknown op 'conv_7x7'; known ops: ") as exc:
+    registered = "unknown op 'conv_7x7', which no installed package registers; known ops: "
+    with pytest.raises(ArtifactError, match=registered) as exc:
         load_genotype(bad.to_darts())
     one_line(exc)
     path = tmp_path / "bad.json"
@@ -459,14 +490,15 @@ def test_load_refuses_anything_else(spec: str) -> None:
     with pytest.raises(ArtifactError) as exc:
         load_genotype(spec)
     text = one_line(exc)
-    assert "is not a genotype file, a DARTS string or a zoo name" in text
+    assert "is not a genotype file, a run directory, a DARTS string or a zoo name" in text
     assert all(name in text for name in PUBLISHED)
 
 
-def test_load_refuses_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(ArtifactError, match="not a genotype file") as exc:
+def test_load_refuses_a_directory_without_a_genotype(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a run\n", encoding="utf-8")
+    with pytest.raises(ArtifactError) as exc:
         load_genotype(str(tmp_path))
-    one_line(exc)
+    assert one_line(exc) == f"{tmp_path} holds no genotype.json: is it a finished search?"
 
 
 def test_load_refuses_a_file_that_is_neither_json_nor_darts(tmp_path: Path) -> None:
@@ -571,3 +603,184 @@ def test_a_broken_json_file_is_reported_as_json(tmp_path: Path) -> None:
     path.write_text('{"normal": [')
     with pytest.raises(ArtifactError, match="is not valid JSON"):
         read_genotype_file(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# a run directory stands for its genotype.json (the refined genotype of a search)
+
+
+REFINED = Genotype(
+    ZOO["DARTS_V1"]().normal,
+    (2, 3, 4, 5),
+    ZOO["DARTS_V1"]().reduce,
+    (2, 3, 4, 5),
+    meta={"source": "final.arch.json", "max_skip": 2},
+)
+
+
+@pytest.fixture
+def search_run(tmp_path: Path) -> Path:
+    """What a finished search leaves that matters here: run.json and both genotypes."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / RUN_FILE).write_text(json.dumps({"format": "pdarts-run/1"}), encoding="utf-8")
+    write_genotype(REFINED, run / GENOTYPE_FILE)
+    write_genotype(pdarts(), run / UNREFINED_GENOTYPE_FILE)
+    return run
+
+
+def test_load_a_search_run_directory(search_run: Path) -> None:
+    loaded = load_genotype(str(search_run))
+    assert loaded == REFINED != pdarts()  # genotype.json, not genotype-unrefined.json
+    assert dict(loaded.meta) == dict(REFINED.meta)
+
+
+def test_an_unfinished_search_is_one_line(search_run: Path) -> None:
+    (search_run / GENOTYPE_FILE).unlink()
+    with pytest.raises(ArtifactError) as exc:
+        load_genotype(str(search_run))
+    assert one_line(exc) == f"{search_run} holds no genotype.json: is it a finished search?"
+
+
+def test_cli_show_a_run_directory(search_run: Path) -> None:
+    result = runner.invoke(app, ["genotype", "show", str(search_run)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert REFINED.to_darts() in result.output
+    assert pdarts().to_darts() not in result.output
+
+
+def test_cli_diff_a_run_directory_with_its_file(search_run: Path) -> None:
+    spec = str(search_run / GENOTYPE_FILE)
+    result = runner.invoke(app, ["genotype", "diff", str(search_run), spec], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "identical"
+
+
+def test_cli_help_names_run_directories() -> None:
+    for command in ("show", "plot", "diff"):
+        result = runner.invoke(app, ["genotype", command, "--help"], env=WIDE)
+        assert result.exit_code == 0, result.output
+        assert "RUN_DIR" in result.output
+        assert "run directory (its genotype.json)" in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# an op no installed package registers is refused by every command that reads a genotype
+
+
+def warp_genotype() -> Genotype:
+    return with_normal(pdarts(), 3, (WARP, 1))  # normal node 1, its second input
+
+
+def names_warp_drive(line: str) -> bool:
+    """The line names the op, says why it is refused, and lists every registered op."""
+    registered = f"unknown op {WARP!r}, which no installed package registers; known ops: "
+    return registered + ", ".join(known_op_names()) in line
+
+
+def warp_specs(tmp_path: Path) -> dict[str, str]:
+    """The same genotype as a JSON file, a file in DARTS syntax and a DARTS string."""
+    json_file, darts_file = tmp_path / "warp.json", tmp_path / "warp.txt"
+    write_genotype(warp_genotype(), json_file)
+    darts_file.write_text(warp_genotype().to_darts() + "\n", encoding="utf-8")
+    return {
+        "json": str(json_file),
+        "darts-file": str(darts_file),
+        "string": warp_genotype().to_darts(),
+    }
+
+
+SPEC_KINDS = ["json", "darts-file", "string"]
+
+
+@pytest.mark.parametrize("kind", SPEC_KINDS)
+def test_load_refuses_an_unregistered_op(tmp_path: Path, kind: str) -> None:
+    spec = warp_specs(tmp_path)[kind]
+    with pytest.raises(ArtifactError) as exc:
+        load_genotype(spec)
+    text = one_line(exc)
+    assert text.startswith("genotype string: " if kind == "string" else f"{spec}: ")
+    assert "normal.3: " in text
+    assert names_warp_drive(text)
+
+
+def test_readers_refuse_an_unregistered_op_by_default(tmp_path: Path) -> None:
+    specs = warp_specs(tmp_path)
+    for read in (
+        lambda: genotype_from_dict(warp_genotype().to_dict()),
+        lambda: parse_darts(warp_genotype().to_darts()),
+        lambda: read_genotype_file(Path(specs["json"])),
+        lambda: read_genotype_file(Path(specs["darts-file"])),
+    ):
+        with pytest.raises(ArtifactError) as exc:
+            read()
+        assert names_warp_drive(one_line(exc))
+
+
+def test_a_run_directory_with_an_unregistered_op_is_refused(search_run: Path) -> None:
+    write_genotype(warp_genotype(), search_run / GENOTYPE_FILE)
+    with pytest.raises(ArtifactError) as exc:
+        load_genotype(str(search_run))
+    text = one_line(exc)
+    assert text.startswith(f"{search_run / GENOTYPE_FILE}: normal.3: ")
+    assert names_warp_drive(text)
+
+
+def cli_commands(spec: str, out: Path) -> dict[str, list[str]]:
+    return {
+        "show": ["genotype", "show", spec],
+        "plot": ["genotype", "plot", spec, "--out", str(out)],
+        "diff-a": ["genotype", "diff", spec, "PDARTS"],
+        "diff-b": ["genotype", "diff", "PDARTS", spec],
+        "train": ["train", spec, "--dataset", "digits", "--dry-run"],
+    }
+
+
+@pytest.mark.parametrize("command", ["show", "plot", "diff-a", "diff-b", "train"])
+@pytest.mark.parametrize("kind", SPEC_KINDS)
+def test_cli_refuses_an_unregistered_op(tmp_path: Path, kind: str, command: str) -> None:
+    spec = warp_specs(tmp_path)[kind]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = cli_commands(spec, tmp_path / "cell.svg")[command]
+    result = runner.invoke(app, args, env=WIDE)
+    assert names_warp_drive(assert_one_error_line(result))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing drawn or written
+
+
+def test_cli_evaluate_refuses_a_checkpoint_with_an_unregistered_op(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "best.safetensors"
+    metadata = {"format": WEIGHTS_FORMAT, "genotype": warp_genotype().to_dict()}
+    save_tensors(checkpoint, {"w": torch.zeros(1)}, metadata)
+    result = runner.invoke(app, ["evaluate", str(checkpoint), "--dataset", "digits"], env=WIDE)
+    line = assert_one_error_line(result)
+    assert f"{checkpoint}: normal.3: " in line
+    assert names_warp_drive(line)
+
+
+def warp_drive(channels: int, stride: int, affine: bool) -> nn.Module:
+    """Identity (a test's own op; used in normal cells only, where every stride is 1)."""
+    assert stride == 1
+    return nn.Identity()
+
+
+@pytest.fixture
+def registered_warp() -> Iterator[str]:
+    op_registry().register(WARP, warp_drive)
+    yield WARP
+    op_registry().unregister(WARP)
+
+
+@pytest.mark.parametrize("kind", SPEC_KINDS)
+def test_a_registered_op_is_accepted(tmp_path: Path, registered_warp: str, kind: str) -> None:
+    assert load_genotype(warp_specs(tmp_path)[kind]) == warp_genotype()
+
+
+def test_cli_accepts_a_registered_op(tmp_path: Path, registered_warp: str) -> None:
+    spec = warp_specs(tmp_path)["json"]
+    result = runner.invoke(app, ["genotype", "show", spec], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert warp_genotype().to_darts() in result.output
+    dry_run = ["train", spec, "-d", "digits", "-r", "quick", "--dry-run", "--json"]
+    result = runner.invoke(app, dry_run, env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["parameters"] > 0

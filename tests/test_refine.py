@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,14 @@ from pdarts_cli.cli.app import app
 from pdarts_cli.errors import ArtifactError, PdartsError
 from pdarts_cli.genotype import Genotype, parse_darts, read_genotype_file
 from pdarts_cli.refine import parse_max_skip, refine
+from pdarts_cli.registry import op_registry
 from pdarts_cli.schedule import DARTS_OPS
 from pdarts_cli.search.derive import derive_genotype
 
 STEPS = 4
 EDGES = 14  # 2 + 3 + 4 + 5 edges for a 4-step cell
 SKIP = "skip_connect"
+WARP = "warp_drive"  # an op no installed package registers
 REFINE_VECTORS = Path(__file__).resolve().parents[2] / "shared/vectors/refine-examples.json"
 WIDE = {"COLUMNS": "200"}  # Rich and Typer wrap at the terminal width; keep lines whole
 
@@ -422,3 +424,72 @@ def test_non_finite_alphas_are_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(ArtifactError, match="finite"):
         refine(path, [0])
+
+
+# ---------------------------------------------------------------------------------------------
+# an op no installed package registers: refused before anything is written
+
+# normal edge 4 (node 1, input 2) with the unregistered op as its strongest candidate
+WARP_EDGE = {
+    "ops": ["none", "sep_conv_3x3", WARP],
+    "alpha": [math.log(p) for p in (0.05, 0.05, 0.9)],
+}
+
+
+def write_warp_arch(path: Path) -> Path:
+    path.write_text(json.dumps(_edge_changed("normal", 4, WARP_EDGE)), encoding="utf-8")
+    return path
+
+
+def warp_message(path: Path) -> str:
+    known = ", ".join(op_registry().names())
+    return (
+        f"{path}: cells.normal.4.ops: unknown op {WARP!r}, which no installed package "
+        f"registers; known ops: {known}"
+    )
+
+
+def test_an_unregistered_op_is_refused(tmp_path: Path) -> None:
+    path = write_warp_arch(tmp_path / "stage-3.arch.json")
+    with pytest.raises(ArtifactError) as exc:
+        refine(path, [0, 1, 2])
+    assert str(exc.value) == warp_message(path)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize("args", [[], ["--max-skip", "2"], ["-m", "0-3"]])
+def test_cli_refine_an_unregistered_op_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    path = write_warp_arch(tmp_path / "stage-3.arch.json")
+    result = runner.invoke(app, ["refine", str(path), *args], env=WIDE)
+    assert assert_one_error_line(result) == f"error: {warp_message(path)}"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_cli_refine_a_run_with_an_unregistered_op_is_one_line(run_dir: Path) -> None:
+    write_warp_arch(run_dir / "final.arch.json")
+    result = runner.invoke(app, ["refine", str(run_dir), "-m", "2"], env=WIDE)
+    assert WARP in assert_one_error_line(result)
+    assert [p.name for p in run_dir.iterdir()] == ["final.arch.json"]
+
+
+def warp_drive(channels: int, stride: int, affine: bool) -> Any:
+    """A test's own op: refine only needs its name registered, never builds it."""
+    raise AssertionError("refine must not build ops")
+
+
+@pytest.fixture
+def registered_warp() -> Iterator[str]:
+    op_registry().register(WARP, warp_drive)
+    yield WARP
+    op_registry().unregister(WARP)
+
+
+def test_a_registered_op_is_refined_like_any_other(tmp_path: Path, registered_warp: str) -> None:
+    path = write_warp_arch(tmp_path / "stage-3.arch.json")
+    (result,) = refine(path, [2])
+    assert (WARP, 2) in result.genotype.normal  # edge 4 is node 1's input 2, and the strongest
+    assert result.path is not None
+    assert read_genotype_file(result.path) == result.genotype
+    cli = runner.invoke(app, ["refine", str(path), "-m", "1"], env=WIDE)
+    assert cli.exit_code == 0, cli.output
+    assert read_genotype_file(tmp_path / "genotype-m1.json").count(WARP) == 1

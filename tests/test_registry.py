@@ -6,6 +6,7 @@ user would install a plugin; its op then takes part in a real (tiny) search.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -19,10 +20,11 @@ from clihelpers import stderr_of
 from torch import nn
 from typer.testing import CliRunner
 
-from pdarts_cli.arch import read_arch
+from pdarts_cli.arch import ARCH_FORMAT, read_arch
 from pdarts_cli.checkpoint import load_tensors
 from pdarts_cli.cli.app import app
-from pdarts_cli.errors import RegistryError
+from pdarts_cli.errors import ArtifactError, RegistryError
+from pdarts_cli.genotype import ZOO, load_genotype
 from pdarts_cli.registry import DATASETS_GROUP, OPS_GROUP, Entry, dataset_registry, op_registry
 from pdarts_cli.runlog import FINAL_ARCH_FILE, stage_arch_file, stage_weights_file
 from pdarts_cli.schedule import DARTS_OPS, DataSchedule, Schedule, StageSchedule
@@ -250,6 +252,42 @@ def test_cli_ops_list_shows_the_plugin_and_warns_about_the_broken_op(plugin: Pat
         f"warning: skipped {BROKEN_OP} ({PLUGIN_DIST}): op '{BROKEN_OP}' from {PLUGIN_DIST} "
         f"failed to load: {BROKEN_ERROR}"
     ]
+
+
+def plugin_files(folder: Path) -> tuple[Path, Path]:
+    """A genotype and a one-step architecture that name the plugin's op."""
+    genotype = ZOO["PDARTS"]().to_dict()
+    genotype["normal"][3] = [PLUGIN_OP, 1]
+    genotype_path = folder / "plugin.json"
+    genotype_path.write_text(json.dumps(genotype), encoding="utf-8")
+    edge = {"ops": ["none", PLUGIN_OP], "alpha": [0.0, 1.0]}
+    arch = {
+        "format": ARCH_FORMAT,
+        "steps": 1,
+        "cells": {"normal": [edge] * 2, "reduce": [edge] * 2},
+    }
+    arch_path = folder / "plugin.arch.json"
+    arch_path.write_text(json.dumps(arch), encoding="utf-8")
+    return genotype_path, arch_path
+
+
+def test_genotypes_and_architectures_may_name_a_plugin_op(plugin: Path, tmp_path: Path) -> None:
+    genotype_path, arch_path = plugin_files(tmp_path)
+    assert load_genotype(str(genotype_path)).normal[3] == (PLUGIN_OP, 1)
+    assert read_arch(arch_path).normal[0].ops == ("none", PLUGIN_OP)
+    result = runner.invoke(app, ["genotype", "show", str(genotype_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert PLUGIN_OP in result.output
+    assert PLUGIN_MODULE not in sys.modules  # checked by name, not imported
+
+
+def test_without_the_plugin_its_op_is_refused(tmp_path: Path) -> None:
+    if PLUGIN_OP in op_registry().names():
+        pytest.skip(f"{PLUGIN_DIST} is installed in this environment")
+    genotype_path, arch_path = plugin_files(tmp_path)
+    for read in (lambda: load_genotype(str(genotype_path)), lambda: read_arch(arch_path)):
+        with pytest.raises(ArtifactError, match=f"unknown op '{PLUGIN_OP}', which no installed"):
+            read()
 
 
 def plugin_conv_count(weights: dict[str, torch.Tensor]) -> int:

@@ -13,12 +13,18 @@ from pdarts_cli.cli._errors import user_errors
 from pdarts_cli.genotype import INPUTS_PER_NODE, ZOO, Genotype, load_genotype
 
 app = typer.Typer(
-    help="Genotypes: published ones, files and DARTS strings; show, draw, compare.",
+    help="Genotypes: published ones, files, run directories and DARTS strings; show, draw, "
+    "compare.",
     no_args_is_help=True,
 )
 
 GenotypeArg = Annotated[
-    str, typer.Argument(metavar="GENOTYPE", help="A genotype file, a DARTS string or a zoo name.")
+    str,
+    typer.Argument(
+        metavar="GENOTYPE|RUN_DIR",
+        help="A genotype file, a run directory (its genotype.json), a DARTS string or a zoo "
+        "name. Every op must be registered (pdarts ops list).",
+    ),
 ]
 
 
