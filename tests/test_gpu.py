@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from searchhelpers import largest_alpha_change
 
 from pdarts_cli.arch import read_arch
 from pdarts_cli.schedule import Schedule
@@ -27,7 +28,9 @@ def test_tiny_search_on_cuda(
     arch = read_arch(tmp_path / "r" / "final.arch.json")
     alphas = [a for edge in arch.normal + arch.reduce for a in edge.alpha]
     assert all(math.isfinite(a) for a in alphas)
-    assert max(abs(a) for a in alphas) > 1e-3  # the alpha steps moved them
+    # The alpha steps moved them away from where the last stage started: at least one Adam step.
+    moved = largest_alpha_change(tmp_path / "r", schedule, "digits")
+    assert moved > schedule.alphas.lr
     assert len(result.genotype.normal) == 8
 
 
@@ -41,5 +44,6 @@ def test_quick_training_on_cuda(tmp_path: Path, amp: str, channels_last: str) ->
     state = run_training(
         ZOO["PDARTS"](), recipe, TrainOptions(dataset="digits", device="cuda"), tmp_path / "t"
     )
-    assert state.best_top1 > 0.5
-    assert (tmp_path / "t" / "best.safetensors").exists()
+    assert state.history[-1].test_top1 > 0.5  # the final epoch's, what final.safetensors holds
+    assert (tmp_path / "t" / "final.safetensors").exists()
+    assert not (tmp_path / "t" / "best.safetensors").exists()  # no validation split, no choice

@@ -8,16 +8,19 @@ the weight step, whose loss is then computed with the updated alphas.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_schedule_dict
+from searchhelpers import largest_alpha_change
 from torch import nn
 
 from pdarts_cli.data import DatasetInfo, ImageDataset, ImageTensors
 from pdarts_cli.device import resolve_precision
 from pdarts_cli.schedule import Schedule, validate_schedule
+from pdarts_cli.search import SearchOptions, run_search
 from pdarts_cli.search.progressive import (
     SearchEnvironment,
     _all_candidates,
@@ -182,3 +185,11 @@ def test_a_joint_step_moves_the_alphas(order: str) -> None:
     assert alpha_result is not None
     change = max(float((a - b).abs().max()) for a, b in zip(before, _alphas(stage.network)))
     assert change > 0.5 * schedule.alphas.lr  # Adam's first step moves each alpha by ~lr
+
+
+def test_a_whole_search_moves_the_alphas_from_their_start(tmp_path: Path) -> None:
+    """The end-to-end counterpart, also run on CUDA by test_gpu.py: the final alphas differ
+    from the last stage's initial ones by at least one Adam step."""
+    schedule = _schedule().with_overrides(epochs=2)
+    run_search(schedule, SearchOptions(dataset="digits", device="cpu"), tmp_path / "r")
+    assert largest_alpha_change(tmp_path / "r", schedule, "digits") > schedule.alphas.lr
