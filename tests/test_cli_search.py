@@ -14,6 +14,8 @@ from pdarts_cli.arch import read_arch
 from pdarts_cli.cli.app import app
 from pdarts_cli.genotype import read_genotype_file
 from pdarts_cli.schedule import read_schedule_file, validate_schedule
+from pdarts_cli.search import resolve_for_dataset
+from pdarts_cli.search.derive import derive_genotype
 
 runner = CliRunner()
 
@@ -28,6 +30,7 @@ RUN_FILES = {
     "stage-2.safetensors",
     "final.arch.json",
     "genotype.json",
+    "genotype-unrefined.json",
 }
 
 
@@ -63,7 +66,25 @@ def test_run_directory_holds_every_artifact(finished_run: tuple[Path, str]) -> N
 def test_schedule_json_is_what_ran(finished_run: tuple[Path, str]) -> None:
     out, _ = finished_run
     ran = read_schedule_file(out / "schedule.json")
-    assert ran == validate_schedule(tiny_schedule_dict(seed=5), "t").with_overrides(epochs=2)
+    given = validate_schedule(tiny_schedule_dict(seed=5), "t").with_overrides(epochs=2)
+    assert ran.data.split == "stratified"  # auto, resolved for digits
+    assert ran.max_skip == 2
+    assert ran == resolve_for_dataset(given, "digits")
+
+
+def test_genotype_json_is_the_refined_genotype(finished_run: tuple[Path, str]) -> None:
+    out, output = finished_run
+    arch = read_arch(out / "final.arch.json")
+    refined = read_genotype_file(out / "genotype.json")
+    unrefined = read_genotype_file(out / "genotype-unrefined.json")
+    assert refined == derive_genotype(arch, 2)
+    assert refined.meta["max_skip"] == 2
+    assert refined.count("skip_connect") <= 2
+    assert unrefined == derive_genotype(arch)
+    assert unrefined.meta["max_skip"] is None
+    removed = unrefined.count("skip_connect") - refined.count("skip_connect")
+    assert f"({removed} removed by refinement)" in output
+    assert "at most 2 normal skip-connects" in output
 
 
 def test_stage_files_follow_the_approximation(finished_run: tuple[Path, str]) -> None:

@@ -6,17 +6,27 @@ stages", "Search space approximation"). End-to-end runs are tested elsewhere.
 
 from __future__ import annotations
 
+import json
 import math
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 import torch
 
 from pdarts_cli.arch import ArchWeights, EdgeWeights
 from pdarts_cli.device import resolve_channels_last, resolve_precision
-from pdarts_cli.schedule import DARTS_OPS, SkipDropoutDecay
-from pdarts_cli.search.derive import approximate_search_space, edge_probabilities
-from pdarts_cli.search.progressive import _stage_report, cosine_lr, derive_seed, skip_dropout_p
+from pdarts_cli.genotype import read_genotype_file
+from pdarts_cli.schedule import DARTS_OPS, Schedule, SkipDropoutDecay, StageSchedule
+from pdarts_cli.search.derive import approximate_search_space, derive_genotype, edge_probabilities
+from pdarts_cli.search.progressive import (
+    _stage_report,
+    _write_genotypes,
+    cosine_lr,
+    derive_seed,
+    evaluates_epoch,
+    skip_dropout_p,
+)
 
 EDGES = 14  # a 4-step cell
 
@@ -223,3 +233,73 @@ def test_cuda_numerics_default_to_float32_and_standard_layout() -> None:
     assert resolve_precision("bf16", cpu).dtype is None  # autocast is for CUDA only
     assert resolve_channels_last("auto", cpu) is False
     assert resolve_channels_last("on", cpu) is True
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation epochs: the authors' loop evaluates when `epochs - epoch < 5` over range(epochs).
+
+
+def test_search_evaluates_the_last_four_epochs_as_the_authors_code() -> None:
+    schedule = Schedule(
+        name="p", stages=(StageSchedule(cells=5, ops_per_edge=8, skip_dropout_rate=0),)
+    )
+    epochs = schedule.stages[0].epochs
+    ours = [e for e in range(epochs) if evaluates_epoch(e, epochs, schedule.valid_last_epochs)]
+    authors = [e for e in range(epochs) if epochs - e < 5]
+    assert ours == authors == [21, 22, 23, 24]
+
+
+@pytest.mark.parametrize(("last", "expected"), [(0, []), (1, [5]), (6, [0, 1, 2, 3, 4, 5])])
+def test_valid_last_epochs_counts_epochs(last: int, expected: list[int]) -> None:
+    assert [e for e in range(6) if evaluates_epoch(e, 6, last)] == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# genotype.json is refined to at most max_skip normal skip-connects; the plain derivation sits
+# beside it in genotype-unrefined.json.
+
+SKIP_FIRST = EdgeWeights(("skip_connect", "sep_conv_3x3", "dil_conv_3x3"), (1.0, 0.0, -1.0))
+
+
+def _skip_heavy_arch() -> ArchWeights:
+    """Every normal edge prefers skip_connect, its strength rising with the edge index."""
+    normal = [EdgeWeights(SKIP_FIRST.ops, (1.0 + 0.01 * i, 0.0, -1.0)) for i in range(EDGES)]
+    return arch_of(normal, [SKIP_FIRST] * EDGES, stage=3)
+
+
+@pytest.mark.parametrize("max_skip", [0, 2, 5])
+def test_genotype_json_is_refined_and_names_m(tmp_path: Path, max_skip: int) -> None:
+    schedule = Schedule(
+        name="p",
+        stages=(StageSchedule(cells=5, ops_per_edge=8, skip_dropout_rate=0),),
+        max_skip=max_skip,
+    )
+    arch = _skip_heavy_arch()
+    refined, unrefined = _write_genotypes(tmp_path, arch, schedule, "digits")
+    assert unrefined.count("skip_connect") == 8
+    assert refined.count("skip_connect") == max_skip
+    assert read_genotype_file(tmp_path / "genotype.json") == derive_genotype(arch, max_skip)
+    assert read_genotype_file(tmp_path / "genotype-unrefined.json") == derive_genotype(arch)
+    saved = json.loads((tmp_path / "genotype.json").read_text())
+    assert saved["meta"]["max_skip"] == max_skip
+    assert refined.count("skip_connect", "reduce") == unrefined.count("skip_connect", "reduce")
+
+
+def test_max_skip_null_leaves_the_derivation_unrefined(tmp_path: Path) -> None:
+    schedule = Schedule(
+        name="p",
+        stages=(StageSchedule(cells=5, ops_per_edge=8, skip_dropout_rate=0),),
+        max_skip=None,
+    )
+    refined, unrefined = _write_genotypes(tmp_path, _skip_heavy_arch(), schedule, "digits")
+    assert refined == unrefined
+    assert refined.count("skip_connect") == 8
+    assert json.loads((tmp_path / "genotype.json").read_text())["meta"]["max_skip"] is None
+
+
+def test_paper_schedules_refine_to_two_skip_connects() -> None:
+    from pdarts_cli.schedule import PAPER_MAX_SKIP, load_schedule
+
+    assert PAPER_MAX_SKIP == 2
+    assert load_schedule("paper-cifar10").max_skip == PAPER_MAX_SKIP
+    assert load_schedule("paper-cifar100").max_skip == PAPER_MAX_SKIP

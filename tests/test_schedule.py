@@ -337,9 +337,11 @@ def test_paper_cifar10_is_the_paper_schedule() -> None:
     assert s.skip_dropout_decay.kind == "pdarts-code"
     assert s.skip_dropout_decay.factor == 0.2
     assert s.data.train_portion == 0.5
+    assert s.data.split == "auto"  # contiguous on CIFAR: the authors' split
     assert (s.data.crop_padding, s.data.horizontal_flip) == (4, True)
     assert s.seed == 2
-    assert s.valid_last_epochs == 5
+    assert s.valid_last_epochs == 4  # `epochs - epoch < 5` over range(epochs)
+    assert s.max_skip == 2
 
 
 def test_paper_cifar100_differs_only_in_name_and_dropout() -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from pdarts_cli.cli._errors import fail, user_errors
 from pdarts_cli.schedule import load_schedule, preset_for_dataset
+
+if TYPE_CHECKING:
+    from pdarts_cli.search import SearchResult
 
 
 class Device(str, Enum):
@@ -198,9 +201,25 @@ def search(
     if quiet:
         typer.echo(result.genotype.to_darts())
         return
-    console.print(f"\n[bold]genotype[/] ({result.run_dir / 'genotype.json'}):")
-    console.print(result.genotype.to_darts(), soft_wrap=True)
+    _print_genotypes(console, result)
+
+
+def _print_genotypes(console: Console, result: SearchResult) -> None:
+    """The refined genotype (the P-DARTS architecture), the unrefined one, and what changed."""
+    from pdarts_cli.runlog import GENOTYPE_FILE, UNREFINED_GENOTYPE_FILE
+
+    genotype, unrefined = result.genotype, result.unrefined or result.genotype
+    max_skip = genotype.meta.get("max_skip")
+    if unrefined is not genotype:
+        console.print(
+            f"\n[bold]unrefined genotype[/] ({result.run_dir / UNREFINED_GENOTYPE_FILE}):"
+        )
+        console.print(unrefined.to_darts(), soft_wrap=True)
+    refined = "no refinement" if max_skip is None else f"at most {max_skip} normal skip-connects"
+    console.print(f"\n[bold]genotype[/], {refined} ({result.run_dir / GENOTYPE_FILE}):")
+    console.print(genotype.to_darts(), soft_wrap=True)
     console.print(
-        f"skip-connects: normal {result.genotype.count('skip_connect')}, reduce "
-        f"{result.genotype.count('skip_connect', 'reduce')}; search took {result.seconds:.0f}s"
+        f"skip-connects: normal {genotype.count('skip_connect')} "
+        f"({result.skips_removed} removed by refinement), reduce "
+        f"{genotype.count('skip_connect', 'reduce')}; search took {result.seconds:.0f}s"
     )

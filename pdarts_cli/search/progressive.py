@@ -107,6 +107,15 @@ def skip_dropout_p(
     return rate * math.exp(-decay.factor * (epoch - warmup_epochs))
 
 
+def evaluates_epoch(epoch: int, epochs: int, valid_last_epochs: int) -> bool:
+    """Whether 0-based ``epoch`` of a stage ends with an evaluation on the alpha half.
+
+    The authors' loop, ``if epochs - epoch < 5`` over ``range(epochs)``, evaluates the last 4
+    epochs; the default ``valid_last_epochs = 4`` is that.
+    """
+    return epochs - epoch <= valid_last_epochs
+
+
 @dataclass
 class _Stage:
     """The live objects of one stage."""
@@ -500,7 +509,7 @@ def _run_stage(
             schedule, stage, epoch, batches.weights, batches.alphas, env, observer
         )
         valid = None
-        if epoch >= config.epochs - schedule.valid_last_epochs:
+        if evaluates_epoch(epoch, config.epochs, schedule.valid_last_epochs):
             valid = _evaluate(stage.network, batches.valid, env)
         train_loss, train_acc = train.means()
         alpha_loss, alpha_acc = alpha.means() if alpha else (None, None)
