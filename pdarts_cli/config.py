@@ -32,6 +32,26 @@ class FrozenModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def error_location(loc: tuple[int | str, ...]) -> str:
+    """A field path as users count: ``("stages", 0, "epochs")`` -> ``stage 1, epochs``.
+
+    Stages are numbered from 1, as in every progress line and table; other list items read
+    ``item N`` (also from 1); names join with dots.
+    """
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            if text == "stages" or text.endswith(".stages"):
+                text = text.removesuffix("stages") + f"stage {part + 1},"
+            else:
+                text += f" item {part + 1}"
+        elif not text:
+            text = str(part)
+        else:
+            text += f" {part}" if text.endswith(",") else f".{part}"
+    return text
+
+
 def format_validation_error(error: ValidationError) -> str:
     """The first pydantic error as ``field.path: message``, with a count of the others."""
     items = error.errors()
@@ -39,7 +59,7 @@ def format_validation_error(error: ValidationError) -> str:
     failed = {item["loc"][:-1] for item in items if len(item["loc"]) > 1}
     items = [i for i in items if not (i["type"] == "too_short" and i["loc"] in failed)] or items
     first = items[0]
-    location = ".".join(str(part) for part in first["loc"])
+    location = error_location(first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"

@@ -231,14 +231,14 @@ class Schedule(FrozenModel):
         first = self.stages[0]
         if first.ops_per_edge != len(self.candidate_ops):
             raise ValueError(
-                f"stages.0.ops_per_edge: the first stage searches every candidate op, so it must "
+                f"stage 1, ops_per_edge: the first stage searches every candidate op, so it must "
                 f"equal the number of candidate_ops ({len(self.candidate_ops)}), "
                 f"got {first.ops_per_edge}"
             )
         for k, stage in enumerate(self.stages):
             if stage.cells < 3:
                 raise ValueError(
-                    f"stages.{k}.cells: needs at least 3 cells so that both normal and "
+                    f"stage {k + 1}, cells: needs at least 3 cells so that both normal and "
                     f"reduction cells are searched, got {stage.cells}"
                 )
             if k == 0:
@@ -246,12 +246,12 @@ class Schedule(FrozenModel):
             before = self.stages[k - 1]
             if stage.cells <= before.cells:
                 raise ValueError(
-                    f"stages.{k}.cells: depth must increase strictly across stages, "
+                    f"stage {k + 1}, cells: depth must increase strictly across stages, "
                     f"got {stage.cells} after {before.cells}"
                 )
             if stage.ops_per_edge > before.ops_per_edge:
                 raise ValueError(
-                    f"stages.{k}.ops_per_edge: ops kept per edge must never increase, "
+                    f"stage {k + 1}, ops_per_edge: ops kept per edge must never increase, "
                     f"got {stage.ops_per_edge} after {before.ops_per_edge}"
                 )
         return self

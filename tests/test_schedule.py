@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 import pdarts_cli.search
 from pdarts_cli.cli.app import app
+from pdarts_cli.config import error_location
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.genotype import ZOO
 from pdarts_cli.registry import op_registry
@@ -79,88 +80,88 @@ REFUSED: list[tuple[str, tuple[str | int, ...], Any, str]] = [
         "cells-equal",
         ("stages", 1, "cells"),
         3,
-        "stages.1.cells: depth must increase strictly across stages, got 3 after 3",
+        "stage 2, cells: depth must increase strictly across stages, got 3 after 3",
     ),
     (
         "cells-decreasing",
         ("stages", 2, "cells"),
         3,
-        "stages.2.cells: depth must increase strictly across stages, got 3 after 4",
+        "stage 3, cells: depth must increase strictly across stages, got 3 after 4",
     ),
     (
         "ops-per-edge-increasing",
         ("stages", 2, "ops_per_edge"),
         6,
-        "stages.2.ops_per_edge: ops kept per edge must never increase, got 6 after 5",
+        "stage 3, ops_per_edge: ops kept per edge must never increase, got 6 after 5",
     ),
     (
         "first-stage-ops-below-candidates",
         ("stages", 0, "ops_per_edge"),
         7,
-        "stages.0.ops_per_edge: the first stage searches every candidate op, so it must equal "
+        "stage 1, ops_per_edge: the first stage searches every candidate op, so it must equal "
         "the number of candidate_ops (8), got 7",
     ),
     (
         "first-stage-ops-above-candidates",
         ("candidate_ops",),
         ["none", "skip_connect", "sep_conv_3x3"],
-        "stages.0.ops_per_edge: the first stage searches every candidate op, so it must equal "
+        "stage 1, ops_per_edge: the first stage searches every candidate op, so it must equal "
         "the number of candidate_ops (3), got 8",
     ),
     (
         "ops-per-edge-1",
         ("stages", 2, "ops_per_edge"),
         1,
-        "stages.2.ops_per_edge: Input should be greater than or equal to 2",
+        "stage 3, ops_per_edge: Input should be greater than or equal to 2",
     ),
     (
         "cells-2",
         ("stages", 0, "cells"),
         2,
-        "stages.0.cells: needs at least 3 cells so that both normal and reduction cells are "
+        "stage 1, cells: needs at least 3 cells so that both normal and reduction cells are "
         "searched, got 2",
     ),
     (
         "skip-dropout-1",
         ("stages", 1, "skip_dropout_rate"),
         1.0,
-        "stages.1.skip_dropout_rate: Input should be less than 1",
+        "stage 2, skip_dropout_rate: Input should be less than 1",
     ),
     (
         "skip-dropout-negative",
         ("stages", 1, "skip_dropout_rate"),
         -0.1,
-        "stages.1.skip_dropout_rate: Input should be greater than or equal to 0",
+        "stage 2, skip_dropout_rate: Input should be greater than or equal to 0",
     ),
     (
         "warmup-equals-epochs",
         ("stages", 0, "warmup_epochs"),
         6,
-        f"stages.0.warmup_epochs: must be less than epochs (6), got 6: {WARMUP_RULE}",
+        f"stage 1, warmup_epochs: must be less than epochs (6), got 6: {WARMUP_RULE}",
     ),
     (
         "warmup-above-epochs",
         ("stages", 2, "warmup_epochs"),
         7,
-        f"stages.2.warmup_epochs: must be less than epochs (6), got 7: {WARMUP_RULE}",
+        f"stage 3, warmup_epochs: must be less than epochs (6), got 7: {WARMUP_RULE}",
     ),
     (
         "epochs-0",
         ("stages", 0),
         {"cells": 3, "ops_per_edge": 8, "skip_dropout_rate": 0.0, "epochs": 0, "warmup_epochs": 0},
-        "stages.0.epochs: Input should be greater than or equal to 1",
+        "stage 1, epochs: Input should be greater than or equal to 1",
     ),
     (
         "batch-size-0",
         ("stages", 1, "batch_size"),
         0,
-        "stages.1.batch_size: Input should be greater than or equal to 1",
+        "stage 2, batch_size: Input should be greater than or equal to 1",
     ),
     (
         "channels-0",
         ("stages", 1, "channels"),
         0,
-        "stages.1.channels: Input should be greater than or equal to 1",
+        "stage 2, channels: Input should be greater than or equal to 1",
     ),
     (
         "duplicate-op",
@@ -175,7 +176,7 @@ REFUSED: list[tuple[str, tuple[str | int, ...], Any, str]] = [
         "candidate_ops: needs at least 2 candidate ops",
     ),
     ("unknown-top-level-field", ("epochs",), 25, "epochs: unknown field"),
-    ("unknown-stage-field", ("stages", 1, "epoch"), 25, "stages.1.epoch: unknown field"),
+    ("unknown-stage-field", ("stages", 1, "epoch"), 25, "stage 2, epoch: unknown field"),
     (
         "unknown-nested-field",
         ("weights", "learning_rate"),
@@ -494,7 +495,7 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     message = file_refusal(tmp_path, "typo.toml", content)
     assert (
         message
-        == f"invalid schedule ({tmp_path / 'typo.toml'}): stages.0.warmup_epoch: unknown field"
+        == f"invalid schedule ({tmp_path / 'typo.toml'}): stage 1, warmup_epoch: unknown field"
     )
 
 
@@ -548,9 +549,9 @@ def test_none_overrides_are_ignored() -> None:
     [
         (
             {"epochs": 3},
-            f"stages.0.warmup_epochs: must be less than epochs (3), got 10: {WARMUP_RULE}",
+            f"stage 1, warmup_epochs: must be less than epochs (3), got 10: {WARMUP_RULE}",
         ),
-        ({"batch_size": 0}, "stages.0.batch_size: Input should be greater than or equal to 1"),
+        ({"batch_size": 0}, "stage 1, batch_size: Input should be greater than or equal to 1"),
         ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
     ],
 )
@@ -820,7 +821,7 @@ def test_search_flag_that_breaks_a_rule_is_one_line(calls: Calls) -> None:
     line = assert_one_line_error(result)
     expected = (
         "error: invalid schedule (command-line flags): "
-        f"stages.0.warmup_epochs: must be less than epochs (3), got 10: {WARMUP_RULE}"
+        f"stage 1, warmup_epochs: must be less than epochs (3), got 10: {WARMUP_RULE}"
     )
     assert first_error(line, expected)
     assert calls.runs == []
@@ -833,3 +834,17 @@ def test_search_bad_schedule_file_is_one_line(calls: Calls, tmp_path: Path) -> N
     line = assert_one_line_error(result)
     assert line.startswith(f"error: cannot parse schedule {path}: ")
     assert calls.runs == []
+
+
+@pytest.mark.parametrize(
+    ("loc", "text"),
+    [
+        (("stages", 0, "epochs"), "stage 1, epochs"),
+        (("stages", 2), "stage 3,"),
+        (("alphas", "betas", 1), "alphas.betas item 2"),
+        (("weights", "lr"), "weights.lr"),
+        ((), ""),
+    ],
+)
+def test_error_locations_count_stages_from_one(loc: tuple[int | str, ...], text: str) -> None:
+    assert error_location(loc) == text
