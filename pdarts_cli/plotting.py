@@ -2,7 +2,9 @@
 
 A search run shows its losses and accuracies over the epochs of all stages, and softmax(alpha)
 of every op on every edge of both cells; a train run shows loss, top-1/top-5 and the learning
-rate. Reading and checking metrics.jsonl is pure Python; matplotlib is imported only when a
+rate, with the test top-1 after the last epoch (what final.safetensors scores) in the title
+and, when the run holds out a validation split, the valid curves and the epoch best.safetensors
+holds. Reading and checking metrics.jsonl is pure Python; matplotlib is imported only when a
 figure is drawn, on a plain :class:`~matplotlib.figure.Figure` (no pyplot, no display, no
 global backend switch). This module imports neither torch nor matplotlib.
 """
@@ -31,6 +33,7 @@ METRICS_FILE = "metrics.jsonl"
 DEFAULT_PLOT_FILE = "curves.png"
 FORMATS = ("png", "svg", "pdf")
 DPI = 100  # pixels per inch of the figure sizes below
+BEST_FILE = "best.safetensors"  # pdarts_cli.train.trainer's name (a test keeps them equal)
 
 Record = dict[str, Any]
 Line = tuple[int, Record]  # 1-based line number in metrics.jsonl, the parsed object
@@ -91,19 +94,20 @@ class Metrics:
     def error(self, number: int, message: str) -> RunDirError:
         return RunDirError(f"{self.path} line {number}: {message}")
 
-    def column(self, key: str, nullable: bool = False) -> list[float]:
-        """``key`` of every line; NaN (a gap in the plotted line) for null or non-finite."""
+    def column(self, key: str, nullable: bool = False, optional: bool = False) -> list[float]:
+        """``key`` of every line; NaN (a gap in the plotted line) for null or non-finite.
+        An ``optional`` key, one that older runs do not write, reads as null when missing."""
         values = []
         for number, record in self.lines:
-            if key not in record:
+            if key not in record and not optional:
                 raise self.error(number, f"{key!r} is missing")
-            value = record[key]
-            if value is None and nullable:
+            value: Any = record.get(key)
+            if value is None and (nullable or optional):
                 values.append(math.nan)
             elif _is_number(value):
                 values.append(float(value) if math.isfinite(value) else math.nan)
             else:
-                expected = "a number or null" if nullable else "a number"
+                expected = "a number or null" if nullable or optional else "a number"
                 raise self.error(number, f"{key!r} must be {expected}, got {value!r}")
         return values
 
@@ -111,7 +115,7 @@ class Metrics:
         """A 1-based counter (stage, epoch) of every line."""
         values = []
         for number, record in self.lines:
-            value = record.get(key)
+            value: Any = record.get(key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise self.error(number, f"{key!r} must be a positive integer, got {value!r}")
             values.append(value)
@@ -340,17 +344,46 @@ def search_figure(lines: Sequence[Line], source: Path, title: str) -> Figure:
     return figure
 
 
+def best_valid_epoch(epochs: Sequence[int], valid_top1: Sequence[float]) -> int | None:
+    """The epoch best.safetensors holds: the earliest highest valid top-1; None when no line
+    has one (no validation split)."""
+    scored = [(top1, epoch) for epoch, top1 in zip(epochs, valid_top1) if not math.isnan(top1)]
+    return max(scored, key=lambda pair: pair[0], default=(None, None))[1]
+
+
+def accuracy_title(epochs: Sequence[int], test_top1: Sequence[float]) -> str:
+    """The test top-1 after the last epoch: the number final.safetensors reports."""
+    if not epochs or math.isnan(test_top1[-1]):
+        return "accuracy"
+    return f"accuracy (test top-1 after epoch {epochs[-1]}: {100 * test_top1[-1]:.2f}%)"
+
+
+def _mark_best_valid(ax: Axes, epoch: int) -> None:
+    ax.axvline(
+        epoch, color="0.4", linestyle=":", linewidth=1.2, label=f"{BEST_FILE} (epoch {epoch})"
+    )
+    ax.legend(fontsize="small")
+
+
 def train_figure(lines: Sequence[Line], source: Path, title: str) -> Figure:
-    """Loss, top-1/top-5 accuracy and learning rate over the epochs."""
+    """Loss, top-1/top-5 accuracy and learning rate over the epochs. The valid curves (the
+    part of the training set held out by ``valid_portion``) are drawn when the run has them;
+    runs from before they were recorded have no such keys."""
     read = Metrics(source, lines)
     x = read.counts("epoch")
+    valid_top1 = read.column("valid_top1", optional=True)
+    test_top1 = read.column("test_top1", nullable=True)
     figure = _new_figure(16, 4.5)
     figure.suptitle(title, fontsize="x-large")
     loss_ax, accuracy_ax, lr_ax = figure.subplots(1, 3)
     _curves(
         loss_ax,
         x,
-        {"train": read.column("train_loss"), "test": read.column("test_loss", nullable=True)},
+        {
+            "train": read.column("train_loss"),
+            "valid": read.column("valid_loss", optional=True),
+            "test": read.column("test_loss", nullable=True),
+        },
         "loss",
     )
     _curves(
@@ -358,11 +391,15 @@ def train_figure(lines: Sequence[Line], source: Path, title: str) -> Figure:
         x,
         {
             "train top-1": read.column("train_top1"),
-            "test top-1": read.column("test_top1", nullable=True),
+            "valid top-1": valid_top1,
+            "test top-1": test_top1,
             "test top-5": read.column("test_top5", nullable=True),
         },
-        "accuracy",
+        accuracy_title(x, test_top1),
     )
+    best = best_valid_epoch(x, valid_top1)
+    if best is not None:
+        _mark_best_valid(accuracy_ax, best)
     _curves(lr_ax, x, {"learning rate": read.column("lr")}, "learning rate")
     return figure
 

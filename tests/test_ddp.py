@@ -82,7 +82,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     # Only rank 0 writes the run directory's files, once per epoch.
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == EPOCHS
-    assert (tmp_path / "run" / "best.safetensors").exists()
+    assert (tmp_path / "run" / "final.safetensors").exists()
 
 
 @pytest.mark.slow

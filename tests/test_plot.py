@@ -2,8 +2,8 @@
 
 The run directories are written by hand: a search of 2 stages x 2 epochs (8 ops per edge,
 then 3) whose first epoch of each stage is warm-up (no alpha or valid numbers yet), and a train
-run of 3 epochs. The pictures are checked as files a viewer opens; how they look was checked
-by eye.
+run of 3 epochs, written as older pdarts did (no valid keys) or with a validation split. The
+pictures are checked as files a viewer opens; how they look was checked by eye.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from pdarts_cli.plotting import (
     METRICS_FILE,
     RUN_FILE,
     Metrics,
+    accuracy_title,
+    best_valid_epoch,
     cell_steps,
     edge_endpoints,
     global_epochs,
@@ -116,21 +118,31 @@ def search_records(alphas: bool = True) -> list[dict[str, Any]]:
     ]
 
 
-def train_records() -> list[dict[str, Any]]:
-    return [
-        {
-            "epoch": epoch,
-            "lr": 0.025 * math.cos(epoch / 6),
-            "drop_path_prob": 0.2 * epoch / 3,
-            "train_loss": 2.0 / epoch,
-            "train_top1": 40.0 + 10 * epoch,
-            "test_loss": None if epoch == 2 else 2.2 / epoch,
-            "test_top1": None if epoch == 2 else 35.0 + 10 * epoch,
-            "test_top5": None if epoch == 2 else 80.0 + 5 * epoch,
-            "seconds": 12.0,
-        }
-        for epoch in (1, 2, 3)
-    ]
+VALID_TOP1 = (0.5, 0.8, 0.7)  # best on validation at epoch 2, while test rises to epoch 3
+
+
+def train_record(epoch: int, valid: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "epoch": epoch,
+        "lr": 0.025 * math.cos(epoch / 6),
+        "drop_path_prob": 0.2 * epoch / 3,
+        "train_loss": 2.0 / epoch,
+        "train_top1": 0.40 + 0.1 * epoch,
+        "test_loss": None if epoch == 2 else 2.2 / epoch,
+        "test_top1": None if epoch == 2 else 0.35 + 0.1 * epoch,
+        "test_top5": None if epoch == 2 else 0.80 + 0.05 * epoch,
+        "seconds": 12.0,
+    }
+    if valid:
+        record["valid_loss"] = 2.1 / epoch
+        record["valid_top1"] = VALID_TOP1[epoch - 1]
+        record["splits"] = {"train": 1000, "valid": 300, "test": 400}
+    return record
+
+
+def train_records(valid: bool = False) -> list[dict[str, Any]]:
+    """Without ``valid``, as runs from before the validation split: no valid keys at all."""
+    return [train_record(epoch, valid) for epoch in (1, 2, 3)]
 
 
 @pytest.fixture
@@ -240,6 +252,36 @@ def test_train_picture_goes_beside_the_metrics(train_run: Path) -> None:
     out = plot_run(train_run)
     assert out == train_run / DEFAULT_PLOT_FILE
     assert_png(out)
+
+
+def test_train_picture_with_a_validation_split(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "valid-run", "train", train_records(valid=True))
+    assert_png(plot_run(run))
+
+
+def test_valid_keys_are_optional_and_nullable(tmp_path: Path) -> None:
+    old = write_run(tmp_path / "old", "train", train_records())
+    reader = Metrics(old / METRICS_FILE, read_metrics(old / METRICS_FILE))
+    assert all(math.isnan(v) for v in reader.column("valid_top1", optional=True))
+    with pytest.raises(RunDirError, match=r"line 1: 'valid_top1' is missing"):
+        reader.column("valid_top1")
+    new = write_run(tmp_path / "new", "train", train_records(valid=True))
+    reader = Metrics(new / METRICS_FILE, read_metrics(new / METRICS_FILE))
+    assert reader.column("valid_top1", optional=True) == list(VALID_TOP1)
+
+
+def test_best_valid_epoch_is_the_earliest_highest_valid_top1() -> None:
+    nan = math.nan
+    assert best_valid_epoch([1, 2, 3], list(VALID_TOP1)) == 2
+    assert best_valid_epoch([1, 2, 3, 4], [0.5, 0.9, nan, 0.9]) == 2
+    assert best_valid_epoch([1, 2], [nan, nan]) is None  # no validation split
+
+
+def test_the_accuracy_title_gives_the_last_epochs_test_top1() -> None:
+    assert accuracy_title([1, 2, 3], [0.5, 0.9, 0.8512]) == (
+        "accuracy (test top-1 after epoch 3: 85.12%)"
+    )
+    assert accuracy_title([1, 2], [0.5, math.nan]) == "accuracy"
 
 
 @pytest.mark.parametrize("flag", ["--out", "-o"])

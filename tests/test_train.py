@@ -1,9 +1,10 @@
 """Training evaluation networks (ALGORITHM.md, "Evaluation networks"): the recipes and their
-schedules, the published network sizes, a real run on the embedded digits, kill-and-resume,
-and the CLI's one-line errors."""
+schedules, the published network sizes, a real run on the embedded digits, the validation split
+that alone chooses best.safetensors, kill-and-resume, and the CLI's one-line errors."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
@@ -20,17 +21,26 @@ from typing import Any
 import pytest
 import torch
 from clihelpers import assert_one_error_line
+from rich.console import Console
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
+from pdarts_cli import plotting
 from pdarts_cli.checkpoint import load_tensors, save_tensors
 from pdarts_cli.cli.app import app
-from pdarts_cli.data import resolve_dataset
+from pdarts_cli.cli.train_progress import summary_table
+from pdarts_cli.data import dataset_labels, resolve_dataset
 from pdarts_cli.device import resolve_precision
 from pdarts_cli.errors import ConfigError, RunDirError
 from pdarts_cli.genotype import ZOO, read_genotype_file
 from pdarts_cli.runlog import METRICS_FILE
-from pdarts_cli.train import TrainOptions, resume_training, run_training
+from pdarts_cli.train import (
+    TrainOptions,
+    evaluate_checkpoint,
+    resume_training,
+    run_training,
+    trainer,
+)
 from pdarts_cli.train.distributed import Distributed
 from pdarts_cli.train.recipe import (
     PRESETS,
@@ -42,11 +52,19 @@ from pdarts_cli.train.recipe import (
     validate_recipe,
 )
 from pdarts_cli.train.trainer import (
+    BEST_FILE,
+    FINAL_FILE,
+    LAST_FILE,
+    Scores,
     TrainEnvironment,
+    TrainMetrics,
+    TrainObserver,
+    TrainProgress,
     TrainState,
     drop_path_at,
     lr_at,
     train_batches,
+    training_split,
 )
 
 runner = CliRunner()
@@ -59,8 +77,10 @@ RUN_FILES = {
     "genotype.json",
     METRICS_FILE,
     "last.safetensors",
-    "best.safetensors",
+    "final.safetensors",  # no best.safetensors: without a validation split nothing is chosen
 }
+DIGITS_TRAIN, DIGITS_TEST, DIGITS_CLASSES = 1438, 359, 10
+VALID_PORTION = 0.25
 # epoch (1-based), step: mid-way through the third epoch. Not the second: epoch 1 has drop-path
 # probability 0 and draws no random numbers, so a resume at epoch 2 could not tell whether the
 # trainer reseeds the global stream at every epoch.
@@ -81,6 +101,30 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainSt
     run_dir = tmp_path_factory.mktemp("train") / "run"
     state = run_training(ZOO["PDARTS"](), quick_recipe(), OPTIONS, run_dir)
     return run_dir, state
+
+
+def tiny_valid_recipe() -> Recipe:
+    """A tiny network for two epochs, a quarter of the training set held out: ~5 s."""
+    return load_recipe("quick").with_overrides(
+        epochs=2, channels=4, layers=3, valid_portion=VALID_PORTION
+    )
+
+
+class StepCounter(TrainObserver):
+    def __init__(self) -> None:
+        self.steps: dict[int, int] = {}  # epoch -> steps in it
+
+    def batch_finished(self, progress: TrainProgress) -> None:
+        self.steps[progress.epoch] = progress.steps
+
+
+@pytest.fixture(scope="module")
+def valid_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainState, StepCounter]:
+    """A run with a validation split; tests must not change it."""
+    run_dir = tmp_path_factory.mktemp("train-valid") / "run"
+    counter = StepCounter()
+    state = run_training(ZOO["PDARTS"](), tiny_valid_recipe(), OPTIONS, run_dir, observer=counter)
+    return run_dir, state, counter
 
 
 # --- recipes -----------------------------------------------------------------------------------
@@ -153,6 +197,8 @@ def test_cifar100_weight_decay_yields_to_the_flag_and_to_custom_recipes(tmp_path
         ({"lr": 0.01, "lr_min": 0.02}, "lr_min (0.02) must not exceed lr (0.01)"),
         ({"chanels": 16}, "chanels: unknown field"),
         ({"batch_size": 0}, "batch_size:"),
+        ({"valid_portion": 1.0}, "valid_portion:"),
+        ({"valid_portion": -0.1}, "valid_portion:"),
     ],
 )
 def test_invalid_recipes_are_one_line_config_errors(data: dict[str, Any], fragment: str) -> None:
@@ -325,17 +371,19 @@ def test_train_cli_hands_the_adapted_recipe_to_run_training(
     def fake_run_training(genotype, recipe, options, out, force, observer):  # type: ignore[no-untyped-def]
         assert genotype == ZOO["PDARTS"]()
         seen.append((recipe, options, Path(out)))
-        return SimpleNamespace(history=[], best_top1=0.0)
+        return SimpleNamespace(history=[])
 
     monkeypatch.setattr(train_module, "run_training", fake_run_training)
     out = tmp_path / "run"
     base = ["train", "PDARTS", "--dataset", "cifar100", "--out", str(out), "--device", "cpu"]
     assert runner.invoke(app, base).exit_code == 0
-    assert runner.invoke(app, [*base, "--weight-decay", "1e-4", "--epochs", "7"]).exit_code == 0
+    flags = ["--weight-decay", "1e-4", "--epochs", "7", "--valid-portion", "0.1"]
+    assert runner.invoke(app, [*base, *flags]).exit_code == 0
     (paper, options, where), (flagged, _, _) = seen
     assert paper == load_recipe("paper-cifar").with_overrides(weight_decay=5e-4)
+    assert paper.valid_portion == 0  # the paper holds nothing out for training
     assert (options.dataset, options.device, where) == ("cifar100", "cpu", out)
-    assert (flagged.weight_decay, flagged.epochs) == (1e-4, 7)
+    assert (flagged.weight_decay, flagged.epochs, flagged.valid_portion) == (1e-4, 7, 0.1)
 
 
 # --- a real run on the digits ------------------------------------------------------------------
@@ -363,9 +411,12 @@ def test_metrics_record_every_epoch_with_its_schedule(trained_run: tuple[Path, T
         assert record["lr"] == pytest.approx(lr_at(recipe, epoch))
         assert record["drop_path_prob"] == pytest.approx(recipe.drop_path_prob * epoch / EPOCHS)
         assert record == state.history[epoch].to_dict()
+        assert TrainMetrics.from_dict(record) == state.history[epoch]
         assert record["train_loss"] > 0
         assert record["test_loss"] > 0
         assert record["test_top1"] <= record["test_top5"] <= 1
+        assert (record["valid_loss"], record["valid_top1"]) == (None, None)  # no valid split
+        assert record["splits"] == {"train": DIGITS_TRAIN, "valid": 0, "test": DIGITS_TEST}
     assert [r["drop_path_prob"] for r in records] == pytest.approx([0, 1 / 30, 2 / 30])
     assert [r["lr"] for r in records] == pytest.approx([0.05, 0.0375, 0.0125])
     assert records[-1]["train_loss"] < records[0]["train_loss"]
@@ -373,21 +424,24 @@ def test_metrics_record_every_epoch_with_its_schedule(trained_run: tuple[Path, T
 
 def test_a_quick_run_learns_the_digits(trained_run: tuple[Path, TrainState]) -> None:
     run_dir, state = trained_run
-    best = max(r["test_top1"] for r in metrics_of(run_dir))
-    assert best > 0.75  # chance is 0.10; three epochs reach about 0.94 on one CPU thread
-    assert state.best_top1 == best
-    tensors, metadata = load_tensors(run_dir / "best.safetensors")
+    final = metrics_of(run_dir)[-1]["test_top1"]
+    assert final > 0.75  # chance is 0.10; three epochs reach about 0.94 on one CPU thread
+    assert state.best_valid_top1 is None  # nothing was chosen
+    assert not (run_dir / BEST_FILE).exists()
+    tensors, metadata = load_tensors(run_dir / FINAL_FILE)
     assert metadata["format"] == "pdarts-weights/1"
-    assert metadata["test_top1"] == best
-    assert metadata["epoch"] == next(
-        r["epoch"] for r in metrics_of(run_dir) if r["test_top1"] == best
-    )
+    assert (metadata["chosen_by"], metadata["epoch"]) == ("last_epoch", EPOCHS)
+    assert (metadata["test_top1"], metadata["valid_top1"]) == (final, None)
+    assert metadata["genotype"] == ZOO["PDARTS"]().to_dict()
+    assert validate_recipe(metadata["recipe"], "final") == quick_recipe()
     assert not any(k.startswith(("optimizer.", "model.")) for k in tensors)
-    _, last = load_tensors(run_dir / "last.safetensors")
-    assert (last["format"], last["next_epoch"], last["best_top1"]) == (
+    model = state.model.state_dict()
+    assert all(torch.equal(tensors[k], model[k]) for k in model)  # the last epoch's weights
+    _, last = load_tensors(run_dir / LAST_FILE)
+    assert (last["format"], last["next_epoch"], last["best_valid_top1"]) == (
         "pdarts-train-checkpoint/1",
         EPOCHS,
-        best,
+        None,
     )
 
 
@@ -401,17 +455,14 @@ def evaluated_top1(result: Any) -> str:
     return match.group(1)
 
 
-def test_evaluate_reproduces_the_best_epoch_without_the_genotype(
+def test_evaluate_reproduces_the_final_epoch_without_the_genotype(
     trained_run: tuple[Path, TrainState],
 ) -> None:
     run_dir, _ = trained_run
     records = metrics_of(run_dir)
-    best = max(r["test_top1"] for r in records)
-    result = runner.invoke(
-        app, ["evaluate", str(run_dir / "best.safetensors"), "--dataset", "digits"]
-    )
+    result = runner.invoke(app, ["evaluate", str(run_dir / FINAL_FILE), "--dataset", "digits"])
     assert result.exit_code == 0, result.output
-    assert evaluated_top1(result) == f"{100 * best:.2f}"
+    assert evaluated_top1(result) == f"{100 * records[-1]['test_top1']:.2f}"
     assert "(359 test images)" in unwrapped(result)
     last = runner.invoke(app, ["evaluate", str(run_dir / "last.safetensors"), "-d", "digits"])
     assert last.exit_code == 0, last.output
@@ -480,7 +531,7 @@ def test_a_killed_run_resumes_bit_for_bit(
     whole, _ = trained_run
     assert state.next_epoch == EPOCHS
 
-    for name in ("last.safetensors", "best.safetensors"):
+    for name in (LAST_FILE, FINAL_FILE):
         resumed, uninterrupted = load_file(str(killed / name)), load_file(str(whole / name))
         assert resumed.keys() == uninterrupted.keys(), name
         assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted), name
@@ -511,7 +562,7 @@ def test_a_genotype_file_with_an_unknown_op_is_one_line(tmp_path: Path) -> None:
 def test_evaluate_refuses_a_truncated_checkpoint(
     trained_run: tuple[Path, TrainState], tmp_path: Path
 ) -> None:
-    data = (trained_run[0] / "best.safetensors").read_bytes()
+    data = (trained_run[0] / FINAL_FILE).read_bytes()
     for cut in (len(data) - 100, len(data) // 2, 20):
         path = tmp_path / f"cut-{cut}.safetensors"
         path.write_bytes(data[:cut])
@@ -611,7 +662,212 @@ def test_ema_weights_are_checkpointed_and_scored(tmp_path: Path) -> None:
     assert state.ema is not None
     last, _ = load_tensors(tmp_path / "r" / "last.safetensors")
     assert any(key.startswith("ema.") for key in last)
-    best, metadata = load_tensors(tmp_path / "r" / "best.safetensors")
+    final, metadata = load_tensors(tmp_path / "r" / FINAL_FILE)
     ema_weights = state.ema.module.state_dict()
-    assert all(torch.equal(best[k], ema_weights[k]) for k in best)  # best holds what was scored
+    assert all(torch.equal(final[k], ema_weights[k]) for k in final)  # what was scored
     assert metadata["recipe"]["ema_decay"] == 0.9
+    assert not (tmp_path / "r" / BEST_FILE).exists()
+
+
+# --- the validation split alone chooses best.safetensors ------------------------------------
+
+
+def test_the_validation_split_is_seeded_stratified_and_disjoint() -> None:
+    data = resolve_dataset("digits")
+    labels = dataset_labels(data.train)
+    split = training_split(tiny_valid_recipe(), data)
+    assert split.train is not None
+    assert split.valid is not None
+    train, valid = set(split.train.tolist()), set(split.valid.tolist())
+    assert not train & valid
+    assert train | valid == set(range(DIGITS_TRAIN))
+    for cls in range(DIGITS_CLASSES):  # every class on both sides, in the portion
+        members = int((labels == cls).sum())
+        held = int((labels[split.valid] == cls).sum())
+        assert 0 < held < members
+        assert abs(held - VALID_PORTION * members) <= 1
+    again = training_split(tiny_valid_recipe(), data)
+    assert again.valid is not None
+    assert torch.equal(again.valid, split.valid)  # the same on every rank and on resume
+    other = training_split(tiny_valid_recipe().with_overrides(seed=1), data)
+    assert other.valid is not None
+    assert not torch.equal(other.valid, split.valid)
+    none = training_split(quick_recipe(), data)
+    assert (none.train, none.valid) == (None, None)
+
+
+def test_every_rank_trains_on_its_share_of_the_training_part_only() -> None:
+    data = resolve_dataset("digits")
+    recipe = tiny_valid_recipe()
+    split = training_split(recipe, data)
+    assert split.train is not None
+    cpu = torch.device("cpu")
+    seen: list[torch.Tensor] = []
+    for rank in (0, 1):
+        env = TrainEnvironment(
+            data=data,
+            device=cpu,
+            precision=resolve_precision("auto", cpu),
+            channels_last=False,
+            dist=Distributed(rank=rank, world_size=2),
+            dataset="digits",
+        )
+        batches = train_batches(recipe, env, split.train)
+        assert len(batches) == math.ceil(len(split.train) / recipe.batch_size)
+        seen += [y for _, y in batches.epoch(seed=3)]
+    labels = dataset_labels(data.train)
+    assert torch.equal(torch.cat(seen).sort().values, labels[split.train].sort().values)
+
+
+def test_a_run_with_a_validation_split_records_it(
+    valid_run: tuple[Path, TrainState, StepCounter],
+) -> None:
+    run_dir, state, counter = valid_run
+    assert {p.name for p in run_dir.iterdir()} == RUN_FILES | {BEST_FILE}
+    split = training_split(tiny_valid_recipe(), resolve_dataset("digits"))
+    assert split.train is not None
+    assert split.valid is not None
+    sizes = {"train": len(split.train), "valid": len(split.valid), "test": DIGITS_TEST}
+    assert sizes["train"] + sizes["valid"] == DIGITS_TRAIN
+    steps = math.ceil(sizes["train"] / tiny_valid_recipe().batch_size)
+    assert counter.steps == {1: steps, 2: steps}  # the held-out images never train
+    records = metrics_of(run_dir)
+    for record, metrics in zip(records, state.history, strict=True):
+        assert record == metrics.to_dict()
+        assert record["splits"] == sizes
+        assert 0 <= record["valid_top1"] <= 1
+        assert record["valid_loss"] > 0
+        assert 0 <= record["test_top1"] <= 1
+
+
+def test_best_is_the_highest_valid_top1_and_evaluates_to_its_test_top1(
+    valid_run: tuple[Path, TrainState, StepCounter],
+) -> None:
+    run_dir, state, _ = valid_run
+    records = metrics_of(run_dir)
+    best = max(records, key=lambda r: r["valid_top1"])  # the first of equals, as the trainer
+    _, metadata = load_tensors(run_dir / BEST_FILE)
+    assert (metadata["chosen_by"], metadata["epoch"]) == ("valid_top1", best["epoch"])
+    assert metadata["valid_top1"] == best["valid_top1"] == state.best_valid_top1
+    assert metadata["test_top1"] == best["test_top1"]  # recorded, never compared
+    evaluated = evaluate_checkpoint(run_dir / BEST_FILE, OPTIONS)
+    assert evaluated.top1 == best["test_top1"]
+    final = evaluate_checkpoint(run_dir / FINAL_FILE, OPTIONS)
+    assert final.top1 == records[-1]["test_top1"]
+
+
+class StoppedError(Exception):
+    """Ends a run in process after an epoch's files are written, as a kill between epochs."""
+
+
+class StopAfterEpoch(TrainObserver):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def epoch_finished(self, metrics: TrainMetrics) -> None:
+        if metrics.epoch == self.epoch:
+            raise StoppedError
+
+
+def test_best_follows_valid_not_test_and_survives_a_resume(
+    valid_run: tuple[Path, TrainState, StepCounter],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Validation scores scripted to fall while the test ones rise: best.safetensors stays at
+    epoch 1, through a resume, even though epoch 2 scores higher on the test split."""
+    real_score = trainer.score_epoch
+    scripted = iter([0.9, 0.5])  # valid top-1 of epochs 1 and 2
+
+    def score(*args: Any) -> Scores:
+        real = real_score(*args)
+        return Scores(
+            real.valid_loss, next(scripted), real.test_loss, real.test_top1, real.test_top5
+        )
+
+    monkeypatch.setattr(trainer, "score_epoch", score)
+    run_dir = tmp_path / "run"
+    with pytest.raises(StoppedError):
+        run_training(
+            ZOO["PDARTS"](), tiny_valid_recipe(), OPTIONS, run_dir, observer=StopAfterEpoch(1)
+        )
+    assert load_tensors(run_dir / LAST_FILE)[1]["best_valid_top1"] == 0.9
+    state = resume_training(run_dir)
+    assert state.best_valid_top1 == 0.9
+    records = metrics_of(run_dir)
+    assert [r["valid_top1"] for r in records] == [0.9, 0.5]
+    assert records[1]["test_top1"] > records[0]["test_top1"]  # the test split would pick 2
+    assert load_tensors(run_dir / BEST_FILE)[1]["epoch"] == 1
+    # The held-out images are the same after the resume: the run ends as an uninterrupted one.
+    resumed, whole = load_file(str(run_dir / FINAL_FILE)), load_file(str(valid_run[0] / FINAL_FILE))
+    assert all(torch.equal(resumed[k], whole[k]) for k in whole)
+
+
+class NoteTaker(TrainObserver):
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def test_a_run_from_before_the_validation_split_resumes(
+    trained_run: tuple[Path, TrainState], tmp_path: Path
+) -> None:
+    """An older finished run: best_top1 (a test number) in last.safetensors, history and
+    recipe without the new fields, a best.safetensors chosen on test, no final.safetensors."""
+    run_dir = tmp_path / "old"
+    shutil.copytree(trained_run[0], run_dir)
+    tensors, metadata = load_tensors(run_dir / LAST_FILE)
+    del metadata["best_valid_top1"]
+    metadata["best_top1"] = 0.93
+    new_keys = ("valid_loss", "valid_top1", "splits")
+    metadata["history"] = [
+        {k: v for k, v in m.items() if k not in new_keys} for m in metadata["history"]
+    ]
+    save_tensors(run_dir / LAST_FILE, tensors, metadata)
+    recipe = json.loads((run_dir / "recipe.json").read_text())
+    del recipe["valid_portion"]
+    (run_dir / "recipe.json").write_text(json.dumps(recipe))
+    (run_dir / FINAL_FILE).rename(run_dir / BEST_FILE)
+
+    notes = NoteTaker()
+    state = resume_training(run_dir, observer=notes)
+    assert state.best_valid_top1 is None  # a test-split best chooses nothing
+    assert [m.splits for m in state.history] == [None] * EPOCHS
+    assert any("chosen on the test split" in note for note in notes.notes)
+    written, original = load_file(str(run_dir / FINAL_FILE)), load_file(str(run_dir / BEST_FILE))
+    assert all(torch.equal(written[k], original[k]) for k in original)  # the last epoch's
+
+
+def summary_rows(state: TrainState, run_dir: Path) -> dict[str, str]:
+    """The summary table's rows as quantity -> value."""
+    console = Console(file=io.StringIO(), width=200)
+    console.print(summary_table(state, 1000, run_dir))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines()]
+    return {row[0]: row[1] for row in cells if len(row) == 2}
+
+
+def test_the_summary_reports_the_final_epoch_not_a_test_best(
+    trained_run: tuple[Path, TrainState], valid_run: tuple[Path, TrainState, StepCounter]
+) -> None:
+    run_dir, state = trained_run
+    rows = summary_rows(state, run_dir)
+    last = state.history[-1]
+    final = f"{100 * last.test_top1:.2f}% / {100 * last.test_top5:.2f}%"
+    assert rows["final test top-1 / top-5"] == final
+    assert rows["network to report"] == str(run_dir / FINAL_FILE)
+    assert not any("best" in quantity for quantity in rows)  # nothing chosen without valid
+    valid_dir, valid_state, _ = valid_run
+    best = max(valid_state.history, key=lambda m: m.valid_top1 or 0.0)
+    assert best.valid_top1 is not None
+    with_valid = summary_rows(valid_state, valid_dir)
+    assert with_valid[f"best valid top-1 ({BEST_FILE})"] == (
+        f"{100 * best.valid_top1:.2f}% (epoch {best.epoch})"
+    )
+    assert not any("test" in quantity and "best" in quantity for quantity in with_valid)
+
+
+def test_the_plot_names_the_trainers_best_file() -> None:
+    assert plotting.BEST_FILE == BEST_FILE

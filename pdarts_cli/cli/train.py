@@ -28,6 +28,7 @@ RECIPE_FLAGS = (
     "cutout",
     "weight_decay",
     "ema_decay",
+    "valid_portion",
 )
 
 
@@ -50,7 +51,12 @@ def _handover_to_torchrun(nproc: int) -> None:
 @user_errors
 def train(
     genotype: Annotated[
-        str, typer.Argument(metavar="GENOTYPE", help="A genotype file, DARTS string or zoo name.")
+        str,
+        typer.Argument(
+            metavar="GENOTYPE|RUN_DIR",
+            help="A genotype file, a search's run directory (its genotype.json, the refined "
+            "P-DARTS genotype), a DARTS string or a zoo name.",
+        ),
     ],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="cifar10, cifar100, digits, ...")],
     recipe: Annotated[
@@ -80,6 +86,14 @@ def train(
     drop_path_prob: Annotated[float | None, typer.Option("--drop-path-prob")] = None,
     cutout: Annotated[int | None, typer.Option("--cutout")] = None,
     ema_decay: Annotated[float | None, typer.Option("--ema-decay")] = None,
+    valid_portion: Annotated[
+        float | None,
+        typer.Option(
+            "--valid-portion",
+            help="Hold out this part of the training set (stratified) to choose "
+            "best.safetensors on (default 0: none).",
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the network's size and exit; reads no data.")
@@ -112,6 +126,7 @@ def train(
         "drop_path_prob": drop_path_prob,
         "cutout": cutout,
         "ema_decay": ema_decay,
+        "valid_portion": valid_portion,
         "seed": seed,
     }
     resolved = load_recipe(recipe or recipe_for_dataset(dataset)).with_overrides(**flags)
@@ -158,6 +173,7 @@ def train(
     rendering = TrainConsoleObserver(console, live=console.is_terminal)
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 renders
     observer = rendering if main_rank and not quiet else TrainObserver()
+    run_dir = resume if resume is not None else (out or _default_out())
     try:
         if resume is not None:
             state = resume_training(resume, resolved_genotype, device.value, observer)
@@ -165,17 +181,22 @@ def train(
             options = TrainOptions(
                 dataset=dataset, data_dir=data_dir, download=download, device=device.value
             )
-            out_dir = out or _default_out()
-            state = run_training(resolved_genotype, resolved, options, out_dir, force, observer)
+            state = run_training(resolved_genotype, resolved, options, run_dir, force, observer)
     finally:
         rendering.close()
     if state.history and main_rank and not quiet:
-        console.print(summary_table(state, count_parameters(state.model)))
+        console.print(summary_table(state, count_parameters(state.model), run_dir))
 
 
 @user_errors
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="best.safetensors or last.safetensors")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A run's final.safetensors (the network to report), best.safetensors or "
+            "last.safetensors."
+        ),
+    ],
     dataset: Annotated[str, typer.Option("--dataset", "-d")],
     data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="PDARTS_DATA")] = None,
     device: Annotated[Device, typer.Option("--device")] = Device.auto,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.progress import (
     Progress,
@@ -10,7 +12,14 @@ from rich.progress import (
 from rich.table import Table
 
 from pdarts_cli.cli.progress import progress_bar
-from pdarts_cli.train.trainer import TrainMetrics, TrainObserver, TrainProgress, TrainState
+from pdarts_cli.train.trainer import (
+    BEST_FILE,
+    FINAL_FILE,
+    TrainMetrics,
+    TrainObserver,
+    TrainProgress,
+    TrainState,
+)
 
 
 class TrainConsoleObserver(TrainObserver):
@@ -42,9 +51,12 @@ class TrainConsoleObserver(TrainObserver):
         self.progress.update(self.task, completed=done, stats=stats)
 
     def epoch_finished(self, m: TrainMetrics) -> None:
+        valid = ""
+        if m.valid_loss is not None and m.valid_top1 is not None:
+            valid = f"valid loss {m.valid_loss:.4f}  valid top-1 {100 * m.valid_top1:.2f}%  "
         self.console.print(
             f"epoch {m.epoch}  lr {m.lr:.5f}  drop-path {m.drop_path_prob:.3f}  "
-            f"loss {m.train_loss:.4f}  top-1 {100 * m.train_top1:.1f}%  "
+            f"loss {m.train_loss:.4f}  top-1 {100 * m.train_top1:.1f}%  {valid}"
             f"test loss {m.test_loss:.4f}  test top-1 {100 * m.test_top1:.2f}%  "
             f"top-5 {100 * m.test_top5:.2f}%  {m.seconds:.1f}s",
             soft_wrap=True,
@@ -56,17 +68,31 @@ class TrainConsoleObserver(TrainObserver):
             self.progress = None
 
 
-def summary_table(state: TrainState, parameters: int) -> Table:
+def best_on_valid(history: list[TrainMetrics]) -> TrainMetrics | None:
+    """The epoch best.safetensors holds: the earliest highest valid top-1 (None without a
+    validation split)."""
+    scored = [(m.valid_top1, m) for m in history if m.valid_top1 is not None]
+    return max(scored, key=lambda pair: pair[0], default=(None, None))[1]
+
+
+def summary_table(state: TrainState, parameters: int, run_dir: Path) -> Table:
+    """The network after the last epoch, the one to report; nothing here is chosen on the
+    test split."""
     table = Table(title="training summary")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     last = state.history[-1]
-    best = max(state.history, key=lambda m: m.test_top1)
     table.add_row("parameters (auxiliary head excluded)", f"{parameters:,}")
     table.add_row("epochs", f"{last.epoch}")
-    table.add_row("best test top-1", f"{100 * best.test_top1:.2f}% (epoch {best.epoch})")
     table.add_row(
-        "last test top-1 / top-5", f"{100 * last.test_top1:.2f}% / {100 * last.test_top5:.2f}%"
+        "final test top-1 / top-5", f"{100 * last.test_top1:.2f}% / {100 * last.test_top5:.2f}%"
     )
+    best = best_on_valid(state.history)
+    if best is not None and best.valid_top1 is not None:
+        table.add_row(
+            f"best valid top-1 ({BEST_FILE})",
+            f"{100 * best.valid_top1:.2f}% (epoch {best.epoch})",
+        )
     table.add_row("time (this process's epochs)", f"{sum(m.seconds for m in state.history):.0f}s")
+    table.add_row("network to report", f"{run_dir / FINAL_FILE}")
     return table

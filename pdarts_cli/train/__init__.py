@@ -31,6 +31,8 @@ from pdarts_cli.train.distributed import init_distributed
 from pdarts_cli.train.network import count_parameters, multiply_adds
 from pdarts_cli.train.recipe import Recipe, read_recipe_file, recipe_json
 from pdarts_cli.train.trainer import (
+    BEST_FILE,
+    FINAL_FILE,
     LAST_FILE,
     WEIGHTS_FORMAT,
     TrainEnvironment,
@@ -180,6 +182,11 @@ def resume_training(
     if (run_dir / LAST_FILE).exists():
         load_last(run_dir / LAST_FILE, state, saved)
         observer.note(f"resuming at epoch {state.next_epoch + 1} of {recipe.epochs}")
+    if recipe.valid_portion == 0 and (run_dir / BEST_FILE).exists():
+        observer.note(
+            f"{BEST_FILE} in {run_dir} was chosen on the test split by an older pdarts; it is "
+            f"left as it was, no longer updated: report {FINAL_FILE}"
+        )
     # Lines of epochs after the checkpoint are written again.
     MetricsLog(run_dir / METRICS_FILE).keep(lambda r: r["epoch"] <= state.next_epoch)
     return fit(saved, recipe, env, run_dir, state, observer)
@@ -194,8 +201,9 @@ class Evaluation:
 
 
 def evaluate_checkpoint(path: Path, options: TrainOptions) -> Evaluation:
-    """Top-1/top-5 of a best.safetensors or last.safetensors on the dataset's test split;
-    the genotype and recipe come from the checkpoint itself."""
+    """Top-1/top-5 of a final.safetensors (the network to report), best.safetensors or
+    last.safetensors on the dataset's test split; the genotype and recipe come from the
+    checkpoint itself."""
     tensors, metadata = load_tensors(path)
     if metadata.get("format") not in {WEIGHTS_FORMAT, "pdarts-train-checkpoint/1"}:
         raise ArtifactError(f"{path} holds no trained network")

@@ -89,6 +89,14 @@ class Recipe(FrozenModel):
     channels_last: Literal["auto", "on", "off"] = Field(
         default="auto", description="channels_last memory format (auto: on CUDA)."
     )
+    valid_portion: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Part of the training set held out (seeded, stratified) to choose "
+        "best.safetensors on; 0 holds out nothing and writes no best.safetensors. The test "
+        "split never chooses anything.",
+    )
     seed: int = Field(default=0, ge=0, description="Random seed (DARTS: 0).")
     num_workers: int = Field(default=4, ge=0, description="Loader workers for image folders.")
 

@@ -5,6 +5,10 @@ schedules (lr, drop-path) are pure functions of the epoch. Every epoch reseeds t
 streams from (seed, epoch) and ends with an atomic ``last.safetensors``, so a resumed run
 continues bit for bit on the CPU. Under torchrun every rank trains on its own shard and only
 rank 0 writes.
+
+Nothing is chosen on the test split: ``final.safetensors`` is the network after the last
+epoch, the one the paper reports, and ``best.safetensors`` exists only when the recipe holds out
+part of the training set (``valid_portion``) and is chosen on that validation split.
 """
 
 from __future__ import annotations
@@ -12,18 +16,27 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import Dataset
 
 from pdarts_cli.checkpoint import flatten_state, load_tensors, save_tensors, unflatten_state
-from pdarts_cli.data import BatchSource, DatasetInfo, ImageDataset, make_batch_source
+from pdarts_cli.data import (
+    BatchSource,
+    DatasetInfo,
+    ImageDataset,
+    ImageTensors,
+    make_batch_source,
+    split_dataset,
+)
 from pdarts_cli.device import (
     Precision,
     resolve_channels_last,
@@ -39,12 +52,16 @@ from pdarts_cli.train.network import NetworkCIFAR, NetworkImageNet
 from pdarts_cli.train.recipe import Recipe, validate_recipe
 
 LAST_FILE = "last.safetensors"
+FINAL_FILE = "final.safetensors"
 BEST_FILE = "best.safetensors"
 TRAIN_CHECKPOINT_FORMAT = "pdarts-train-checkpoint/1"
 WEIGHTS_FORMAT = "pdarts-weights/1"
 LINEAR_TAIL_EPOCHS = 5  # P-DARTS ImageNet code: the last 5 epochs decay 5x more slowly
 AUXILIARY_MIN_SIZE = 5  # the auxiliary head pools 5x5 windows
-_EPOCH, _DATA, _INIT = 10, 11, 12  # seed labels, apart from the search's
+_EPOCH, _DATA, _INIT, _VALID_SPLIT = 10, 11, 12, 13  # seed labels, apart from the search's
+# What a weights file's network was chosen by (its metadata's "chosen_by").
+CHOSEN_LAST_EPOCH: Final = "last_epoch"
+CHOSEN_BY_VALID_TOP1: Final = "valid_top1"
 
 
 def lr_at(recipe: Recipe, epoch: int) -> float:
@@ -111,21 +128,71 @@ def build_network(genotype: Genotype, recipe: Recipe, info: DatasetInfo) -> nn.M
 
 
 @dataclass(frozen=True)
+class SplitSizes:
+    """Images in each split of a run: the training images that train, those of the training
+    set held out for validation (0 without a validation split), and the test split."""
+
+    train: int
+    valid: int
+    test: int
+
+
+@dataclass(frozen=True)
 class TrainMetrics:
-    """One line of a training run's metrics.jsonl."""
+    """One line of a training run's metrics.jsonl. ``train_*`` come from the images that
+    train, ``valid_*`` from the part of the training set that ``valid_portion`` holds out
+    (None without one), ``test_*`` from the dataset's test split; ``splits`` counts each."""
 
     epoch: int  # 1-based
     lr: float
     drop_path_prob: float
     train_loss: float
     train_top1: float
+    valid_loss: float | None
+    valid_top1: float | None
     test_loss: float
     test_top1: float
     test_top5: float
     seconds: float
+    splits: SplitSizes | None  # None only in records from before the splits were recorded
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> TrainMetrics:
+        """A record of ``to_dict``; those written before the validation split existed (no
+        ``valid_*``, no ``splits``) load with None there."""
+        splits = record.get("splits")
+        return cls(
+            **{
+                **record,
+                "valid_loss": record.get("valid_loss"),
+                "valid_top1": record.get("valid_top1"),
+                "splits": SplitSizes(**splits) if splits is not None else None,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One epoch's evaluation of the scored network; ``valid_*`` None without a validation
+    split."""
+
+    valid_loss: float | None
+    valid_top1: float | None
+    test_loss: float
+    test_top1: float
+    test_top5: float
+
+
+@dataclass(frozen=True)
+class TrainSplit:
+    """Training-set indices that train and those held out for validation; None for both
+    trains on the whole training set and validates on nothing."""
+
+    train: torch.Tensor | None
+    valid: torch.Tensor | None
 
 
 @dataclass(frozen=True)
@@ -158,7 +225,7 @@ class TrainState:
     ema: AveragedModel | None
     scaler: torch.amp.GradScaler | None
     next_epoch: int = 0
-    best_top1: float = 0.0
+    best_valid_top1: float | None = None  # None: no epoch scored on a validation split yet
     history: list[TrainMetrics] = field(default_factory=list)
 
 
@@ -192,14 +259,52 @@ def new_state(genotype: Genotype, recipe: Recipe, env: TrainEnvironment) -> Trai
     return TrainState(model, optimizer, ema, scaler)
 
 
-def train_batches(recipe: Recipe, env: TrainEnvironment) -> BatchSource:
+def scored_model(state: TrainState) -> nn.Module:
+    """The network that is evaluated and saved as final/best: the EMA when there is one."""
+    return state.ema.module if state.ema is not None else state.model
+
+
+def _size(data: ImageTensors | Dataset[tuple[object, int]]) -> int:
+    return len(data)  # type: ignore[arg-type]  # map-style datasets are sized
+
+
+def training_split(recipe: Recipe, data: ImageDataset) -> TrainSplit:
+    """``valid_portion`` of every class of the training set held out for validation.
+
+    The stratified shuffle is seeded from the recipe's seed alone, under a label of its own so
+    that no other random stream changes: every rank of a DDP run, and a resumed run, hold out
+    the same images.
+    """
+    if recipe.valid_portion == 0:
+        return TrainSplit(None, None)
+    seed = derive_seed(recipe.seed, _VALID_SPLIT)
+    valid, train = split_dataset(data.train, recipe.valid_portion, "stratified", seed)
+    if valid.numel() == 0 or train.numel() == 0:
+        raise ConfigError(
+            f"valid_portion {recipe.valid_portion} leaves {valid.numel()} validation and "
+            f"{train.numel()} training images of {_size(data.train)}; choose another portion"
+        )
+    return TrainSplit(train, valid)
+
+
+def split_sizes(split: TrainSplit, data: ImageDataset) -> SplitSizes:
+    train = _size(data.train) if split.train is None else int(split.train.numel())
+    valid = 0 if split.valid is None else int(split.valid.numel())
+    return SplitSizes(train=train, valid=valid, test=_size(data.test))
+
+
+def train_batches(
+    recipe: Recipe, env: TrainEnvironment, indices: torch.Tensor | None = None
+) -> BatchSource:
+    """This rank's share of the training images (``indices`` of the training set; all of it
+    when None)."""
     if recipe.batch_size % env.dist.world_size:
         raise ConfigError(
             f"batch size {recipe.batch_size} does not divide across {env.dist.world_size} ranks"
         )
     return make_batch_source(
         env.data.train,
-        None,
+        indices,
         recipe.batch_size // env.dist.world_size,
         env.data.info,
         env.device,
@@ -210,6 +315,20 @@ def train_batches(recipe: Recipe, env: TrainEnvironment) -> BatchSource:
         num_workers=recipe.num_workers,
         rank=env.dist.rank,
         world_size=env.dist.world_size,
+    )
+
+
+def valid_batches(recipe: Recipe, env: TrainEnvironment, indices: torch.Tensor) -> BatchSource:
+    """The held-out ``indices`` of the training set, in order and unaugmented; every rank
+    scores all of them, so they agree on the best epoch."""
+    return make_batch_source(
+        env.data.train,
+        indices,
+        recipe.batch_size,
+        env.data.info,
+        env.device,
+        train=False,
+        num_workers=recipe.num_workers,
     )
 
 
@@ -309,6 +428,29 @@ def evaluate(
     return loss_sum / count, top1 / count, top5 / count
 
 
+def score_epoch(
+    model: nn.Module, valids: BatchSource | None, tests: BatchSource, env: TrainEnvironment
+) -> Scores:
+    """``model`` on the validation split (when there is one) and on the test split."""
+    valid_loss: float | None = None
+    valid_top1: float | None = None
+    if valids is not None:
+        valid_loss, valid_top1, _ = evaluate(model, valids, env)
+    test_loss, test_top1, test_top5 = evaluate(model, tests, env)
+    return Scores(valid_loss, valid_top1, test_loss, test_top1, test_top5)
+
+
+def record_best(state: TrainState, metrics: TrainMetrics) -> bool:
+    """Whether ``metrics`` beats every earlier epoch on the validation split, noted in
+    ``state``; the earliest of equal epochs stays best. The test split is never looked at: a
+    network chosen on it would make the number reported on it optimistic."""
+    top1 = metrics.valid_top1
+    if top1 is None or (state.best_valid_top1 is not None and top1 <= state.best_valid_top1):
+        return False
+    state.best_valid_top1 = top1
+    return True
+
+
 def _checkpoint_metadata(
     genotype: Genotype, recipe: Recipe, env: TrainEnvironment
 ) -> dict[str, Any]:
@@ -333,7 +475,7 @@ def save_last(
     metadata = {
         "format": TRAIN_CHECKPOINT_FORMAT,
         "next_epoch": state.next_epoch,
-        "best_top1": state.best_top1,
+        "best_valid_top1": state.best_valid_top1,
         "optimizer": skeleton,
         "scaler": state.scaler.state_dict() if state.scaler is not None else None,
         "history": [m.to_dict() for m in state.history],
@@ -342,19 +484,23 @@ def save_last(
     save_tensors(path, tensors, metadata)
 
 
-def save_best(
+def save_weights(
     path: Path,
     model: nn.Module,
-    epoch: int,
-    top1: float,
+    metrics: TrainMetrics,
+    chosen_by: str,
     genotype: Genotype,
     recipe: Recipe,
     env: TrainEnvironment,
 ) -> None:
+    """The weights of ``model`` alone, with the genotype, recipe and dataset shape that
+    ``evaluate`` rebuilds the network from, and the epoch's scores for the record."""
     metadata = {
         "format": WEIGHTS_FORMAT,
-        "epoch": epoch,
-        "test_top1": top1,
+        "chosen_by": chosen_by,
+        "epoch": metrics.epoch,
+        "valid_top1": metrics.valid_top1,
+        "test_top1": metrics.test_top1,
         **_checkpoint_metadata(genotype, recipe, env),
     }
     save_tensors(path, model.state_dict(), metadata)
@@ -375,8 +521,10 @@ def load_last(path: Path, state: TrainState, genotype: Genotype) -> None:
     if state.scaler is not None and metadata["scaler"] is not None:
         state.scaler.load_state_dict(metadata["scaler"])
     state.next_epoch = int(metadata["next_epoch"])
-    state.best_top1 = float(metadata["best_top1"])
-    state.history = [TrainMetrics(**m) for m in metadata["history"]]
+    # Older checkpoints hold "best_top1" instead, a test-split number: it chooses nothing now.
+    best = metadata.get("best_valid_top1")
+    state.best_valid_top1 = None if best is None else float(best)
+    state.history = [TrainMetrics.from_dict(m) for m in metadata["history"]]
 
 
 def _load_module(
@@ -398,12 +546,26 @@ def fit(
     state: TrainState,
     observer: TrainObserver,
 ) -> TrainState:
-    """Train from ``state.next_epoch`` to the end of the recipe."""
+    """Train from ``state.next_epoch`` to the end of the recipe.
+
+    Every epoch scores the scored network (the EMA when there is one) on the validation split,
+    if any, and on the test split. The last epoch's network becomes final.safetensors; the one
+    best on the validation split becomes best.safetensors. Both hold the scored network, so
+    ``evaluate`` reproduces the test top-1 recorded for their epoch.
+    """
     step_model: nn.Module = state.model
     if env.dist.enabled:
         ids = [env.device.index] if env.device.type == "cuda" else None
         step_model = DistributedDataParallel(state.model, device_ids=ids)
-    batches, tests = train_batches(recipe, env), test_batches(recipe, env)
+    split = training_split(recipe, env.data)
+    sizes = split_sizes(split, env.data)
+    batches, tests = train_batches(recipe, env, split.train), test_batches(recipe, env)
+    valids = None if split.valid is None else valid_batches(recipe, env, split.valid)
+    if valids is not None:
+        observer.note(
+            f"validation: {sizes.valid:,} of {sizes.train + sizes.valid:,} training images "
+            f"held out (stratified); {BEST_FILE} is chosen on them"
+        )
     log = MetricsLog(run_dir / METRICS_FILE)
     for epoch in range(state.next_epoch, recipe.epochs):
         started = time.perf_counter()
@@ -421,31 +583,58 @@ def fit(
         broadcast_buffers(state.model, env.dist)
         if state.ema is not None:
             broadcast_buffers(state.ema, env.dist)
-        scored = state.ema.module if state.ema is not None else state.model
-        test_loss, test_top1, test_top5 = evaluate(scored, tests, env)
+        scored = scored_model(state)
+        scores = score_epoch(scored, valids, tests, env)
         metrics = TrainMetrics(
-            epoch + 1,
-            lr,
-            drop_prob,
-            train_loss,
-            train_top1,
-            test_loss,
-            test_top1,
-            test_top5,
-            time.perf_counter() - started,
+            epoch=epoch + 1,
+            lr=lr,
+            drop_path_prob=drop_prob,
+            train_loss=train_loss,
+            train_top1=train_top1,
+            valid_loss=scores.valid_loss,
+            valid_top1=scores.valid_top1,
+            test_loss=scores.test_loss,
+            test_top1=scores.test_top1,
+            test_top5=scores.test_top5,
+            seconds=time.perf_counter() - started,
+            splits=sizes,
         )
         state.next_epoch = epoch + 1
         state.history.append(metrics)
+        improved = record_best(state, metrics)  # on every rank: they score the same images
         if env.dist.is_main:
-            if test_top1 > state.best_top1:
-                state.best_top1 = test_top1
-                save_best(run_dir / BEST_FILE, scored, epoch + 1, test_top1, genotype, recipe, env)
+            if improved:
+                save_weights(
+                    run_dir / BEST_FILE,
+                    scored,
+                    metrics,
+                    CHOSEN_BY_VALID_TOP1,
+                    genotype,
+                    recipe,
+                    env,
+                )
+            if state.next_epoch == recipe.epochs:  # before last.safetensors says "finished"
+                save_weights(
+                    run_dir / FINAL_FILE, scored, metrics, CHOSEN_LAST_EPOCH, genotype, recipe, env
+                )
             log.append(metrics.to_dict())
             save_last(run_dir / LAST_FILE, state, genotype, recipe, env)
-        else:
-            state.best_top1 = max(state.best_top1, test_top1)
         observer.epoch_finished(metrics)
+    if env.dist.is_main:
+        _write_missing_final(run_dir, state, genotype, recipe, env)
     return state
+
+
+def _write_missing_final(
+    run_dir: Path, state: TrainState, genotype: Genotype, recipe: Recipe, env: TrainEnvironment
+) -> None:
+    """A run finished before final.safetensors existed gets it on ``--resume``: the weights in
+    its last.safetensors are those of its last epoch."""
+    path = run_dir / FINAL_FILE
+    if state.next_epoch < recipe.epochs or not state.history or path.exists():
+        return
+    metrics = state.history[-1]
+    save_weights(path, scored_model(state), metrics, CHOSEN_LAST_EPOCH, genotype, recipe, env)
 
 
 def recipe_from_checkpoint(metadata: dict[str, Any], path: Path) -> Recipe:
