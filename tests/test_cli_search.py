@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,13 @@ def test_plain_output_when_not_a_terminal(finished_run: tuple[Path, str]) -> Non
     assert "stage 1 epoch 1" in output
     assert "stage 2 normal cell" in output
     assert "\x1b[" not in output  # no terminal control sequences in logs
+    assert "(* kept for the next stage)" in output  # survivors are marked, not only bold
+    assert "(* final op)" in output
+    stage_one = output[output.index("stage 1 normal cell") : output.index("stage 1 reduce cell")]
+    edges = re.split(r"│ +\d->\d │", stage_one)[1:]  # an edge's text, wrapped lines included
+    assert len(edges) == 14
+    assert all(text.count("*") == 3 for text in edges)  # 3 of 8 ops kept on every edge
+    assert re.search(r"skip_connect\(0\.\d{3}\)", stage_one)  # an op and its weight together
 
 
 def test_existing_run_is_not_overwritten_without_force(finished_run: tuple[Path, str]) -> None:

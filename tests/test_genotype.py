@@ -784,3 +784,19 @@ def test_cli_accepts_a_registered_op(tmp_path: Path, registered_warp: str) -> No
     result = runner.invoke(app, dry_run, env=WIDE)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["parameters"] > 0
+
+
+def test_cli_diff_and_show_number_nodes_as_darts_strings_do() -> None:
+    """Nodes 2-5 and inputs 0-5 in both tables, the numbering of DARTS strings and concat."""
+    diff = runner.invoke(app, ["genotype", "diff", "PDARTS", "DARTS_V2"], env=WIDE)
+    assert diff.exit_code == 0, diff.output
+    rows = [line for line in diff.output.splitlines() if "normal" in line]
+    nodes = [line.split("│")[2].strip() for line in rows]
+    assert nodes == ["2", "3", "4", "5"]
+    assert "sep_conv_3x3(3)" in diff.output  # PDARTS node 4's input from node 3
+    assert "0 = c_{k-2}, 1 = c_{k-1}" in diff.output
+    show = runner.invoke(app, ["genotype", "show", "PDARTS"], env=WIDE)
+    assert show.exit_code == 0, show.output
+    assert "0 = c_{k-2}, 1 = c_{k-1}" in show.output
+    node_four = [line for line in show.output.splitlines() if "│    4 │" in line]
+    assert len(node_four) == 2  # normal and reduce

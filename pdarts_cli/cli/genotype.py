@@ -28,17 +28,25 @@ GenotypeArg = Annotated[
 ]
 
 
+# One numbering for every table, the one DARTS strings and concat lists use.
+NODE_LEGEND = "nodes as in DARTS strings: 0 = c_{k-2}, 1 = c_{k-1}, 2 and up = intermediate"
+FIRST_INTERMEDIATE_NODE = 2
+
+
+def node_name(node: int) -> str:
+    """A graph node: its DARTS index, with the cell inputs named."""
+    names = {0: "0 (c_{k-2})", 1: "1 (c_{k-1})"}
+    return names.get(node, str(node))
+
+
 def cell_table(genotype: Genotype, cell_type: str) -> Table:
     table = Table(title=f"{cell_type} cell (concat {list(genotype.concat(cell_type))})")
     table.add_column("node", justify="right")
     table.add_column("op")
     table.add_column("input")
-    names = {0: "c_{k-2}", 1: "c_{k-1}"}
     for k, (op, source) in enumerate(genotype.cell(cell_type)):
-        node = k // INPUTS_PER_NODE
-        table.add_row(
-            str(node) if k % INPUTS_PER_NODE == 0 else "", op, names.get(source, str(source - 2))
-        )
+        node = k // INPUTS_PER_NODE + FIRST_INTERMEDIATE_NODE
+        table.add_row(str(node) if k % INPUTS_PER_NODE == 0 else "", op, node_name(source))
     return table
 
 
@@ -65,6 +73,7 @@ def show(genotype: GenotypeArg) -> None:
     console = Console(highlight=False)
     console.print(cell_table(resolved, "normal"))
     console.print(cell_table(resolved, "reduce"))
+    console.print(NODE_LEGEND)
     console.print(resolved.to_darts(), soft_wrap=True)
 
 
@@ -94,13 +103,13 @@ def diff(genotype_a: GenotypeArg, genotype_b: GenotypeArg) -> None:
     if result.identical:
         console.print("identical")
         return
-    table = Table(title="differences")
+    table = Table(title="differences", caption=f"op(input); {NODE_LEGEND}")
     for column in ("cell", "node", "only in A", "only in B"):
         table.add_column(column)
     for node in result.nodes:
         table.add_row(
             node.cell_type,
-            str(node.node),
+            str(node.node + FIRST_INTERMEDIATE_NODE),
             ", ".join(f"{op}({source})" for op, source in node.only_a),
             ", ".join(f"{op}({source})" for op, source in node.only_b),
         )

@@ -62,19 +62,20 @@ def _edge_labels(steps: int) -> list[str]:
 
 
 def stage_table(report: StageReport, cell_type: str) -> Table:
-    """Candidate weights per edge: kept ops bold, dropped ops dim and struck through."""
+    """Candidate weights per edge: kept ops marked ``*`` (and bold on a terminal), dropped ops
+    dim and struck through. The mark carries the meaning where styles are not shown (logs)."""
     edges: tuple[EdgeReport, ...] = report.normal if cell_type == "normal" else report.reduce
     verb = "final op" if report.last else "kept for the next stage"
     table = Table(
-        title=f"stage {report.stage} {cell_type} cell: softmax(alpha) per edge ({verb} in bold)"
+        title=f"stage {report.stage} {cell_type} cell: softmax(alpha) per edge (* {verb})"
     )
     table.add_column("edge", justify="right")
     table.add_column("candidates")
     for label, edge in zip(_edge_labels(report.arch.steps), edges):
         cells = []
         for op, p in zip(edge.ops, edge.probabilities):
-            text = f"{op} {p:.3f}"
-            cells.append(f"[bold]{text}[/]" if op in edge.kept else f"[dim strike]{text}[/]")
+            text = f"{op}({p:.3f})"  # no space inside: a narrow table wraps between ops only
+            cells.append(f"[bold]*{text}[/]" if op in edge.kept else f"[dim strike] {text}[/]")
         table.add_row(label, "  ".join(cells))
     return table
 
