@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import tiny_schedule_dict
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -71,6 +72,16 @@ def test_schedule_json_is_what_ran(finished_run: tuple[Path, str]) -> None:
     assert ran.data.split == "stratified"  # auto, resolved for digits
     assert ran.max_skip == 2
     assert ran == resolve_for_dataset(given, "digits")
+
+
+def test_run_json_records_what_determinism_depends_on(finished_run: tuple[Path, str]) -> None:
+    out, _ = finished_run
+    run = json.loads((out / "run.json").read_text())
+    assert run["kind"] == "search"
+    assert run["device"]["type"] == "cpu"
+    assert run["torch_threads"] == torch.get_num_threads()  # conftest pins 1
+    assert run["versions"]["torch"] == torch.__version__
+    assert set(run["versions"]) >= {"pdarts", "torch", "numpy", "python", "cuda", "cudnn"}
 
 
 def test_genotype_json_is_the_refined_genotype(finished_run: tuple[Path, str]) -> None:
@@ -224,3 +235,30 @@ def test_unknown_op_in_a_schedule_file_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "unknown op 'conv_9x9'; known ops: avg_pool_3x3," in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def _interrupt(*_: object, **__: object) -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_prints_the_resume_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pdarts_cli.search
+
+    monkeypatch.setattr(pdarts_cli.search, "run_stages", _interrupt)
+    out = tmp_path / "my run"
+    result = runner.invoke(app, ["search", "--dataset", "digits", "--out", str(out)])
+    assert result.exit_code == 130
+    assert f"pdarts search --resume '{out}'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_ctrl_c_before_the_run_directory_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pdarts_cli.search
+
+    monkeypatch.setattr(pdarts_cli.search, "_environment", _interrupt)
+    result = runner.invoke(app, ["search", "--dataset", "digits", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 130
+    assert "interrupted before the run directory was written" in result.output
+    assert "--resume" not in result.output

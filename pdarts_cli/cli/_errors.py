@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -31,6 +33,23 @@ def fail(message: str, exit_code: int = 2) -> typer.Exit:
     """Print ``error: message`` on stderr; raise the returned Exit."""
     error_console().print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(exit_code)
+
+
+def interrupted(command: str, run_dir: Path) -> typer.Exit:
+    """Ctrl-C during a run: say how to continue from the last checkpoint (exit 130).
+
+    ``command`` is what comes between ``pdarts`` and ``--resume``: ``search``, or ``train``
+    with its genotype.
+    """
+    from pdarts_cli.runlog import is_run_dir
+
+    if is_run_dir(run_dir):
+        return fail(
+            f"interrupted; the last checkpoint is kept. Continue with: "
+            f"pdarts {command} --resume {shlex.quote(str(run_dir))}",
+            INTERRUPTED_EXIT_CODE,
+        )
+    return fail("interrupted before the run directory was written", INTERRUPTED_EXIT_CODE)
 
 
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:

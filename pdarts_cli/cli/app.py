@@ -6,6 +6,7 @@ import typer
 
 from pdarts_cli import __version__
 from pdarts_cli.cli import genotype, registry, schedule
+from pdarts_cli.cli._help import Command, Group
 from pdarts_cli.cli.plot import plot
 from pdarts_cli.cli.profile_memory import profile_memory
 from pdarts_cli.cli.refine import refine
@@ -18,13 +19,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=Group,
 )
-app.command("search")(search)
-app.command("refine")(refine)
-app.command("train")(train)
-app.command("evaluate")(evaluate)
-app.command("plot")(plot)
-app.command("profile-memory")(profile_memory)
+app.command("search", cls=Command)(search)
+app.command("refine", cls=Command)(refine)
+app.command("train", cls=Command)(train)
+app.command("evaluate", cls=Command)(evaluate)
+app.command("plot", cls=Command)(plot)
+app.command("profile-memory", cls=Command)(profile_memory)
 app.add_typer(genotype.app, name="genotype")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(registry.ops_app, name="ops")

@@ -10,12 +10,13 @@ from rich.console import Console
 from rich.table import Table
 
 from pdarts_cli.cli._errors import user_errors
+from pdarts_cli.cli._help import Command, Group
 from pdarts_cli.genotype import INPUTS_PER_NODE, ZOO, Genotype, load_genotype
 
 app = typer.Typer(
-    help="Genotypes: published ones, files, run directories and DARTS strings; show, draw, "
-    "compare.",
+    help="Show, draw and compare genotypes (zoo, files, runs, DARTS strings).",
     no_args_is_help=True,
+    cls=Group,
 )
 
 GenotypeArg = Annotated[
@@ -50,7 +51,7 @@ def cell_table(genotype: Genotype, cell_type: str) -> Table:
     return table
 
 
-@app.command("list")
+@app.command("list", cls=Command)
 def list_zoo() -> None:
     """The published genotypes that can be named instead of a file."""
     table = Table(title="genotype zoo")
@@ -65,7 +66,7 @@ def list_zoo() -> None:
     Console().print(table)
 
 
-@app.command("show")
+@app.command("show", cls=Command)
 @user_errors
 def show(genotype: GenotypeArg) -> None:
     """Print both cells as tables, and the genotype in DARTS syntax."""
@@ -77,7 +78,7 @@ def show(genotype: GenotypeArg) -> None:
     console.print(resolved.to_darts(), soft_wrap=True)
 
 
-@app.command("plot")
+@app.command("plot", cls=Command)
 @user_errors
 def plot(
     genotype: GenotypeArg,
@@ -92,7 +93,7 @@ def plot(
     Console(highlight=False).print(f"wrote {written}")
 
 
-@app.command("diff")
+@app.command("diff", cls=Command)
 @user_errors
 def diff(genotype_a: GenotypeArg, genotype_b: GenotypeArg) -> None:
     """The nodes whose (op, input) pairs differ between two genotypes."""

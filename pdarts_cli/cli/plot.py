@@ -22,8 +22,11 @@ def plot(
         ),
     ] = None,
 ) -> None:
-    """Draw a run's losses and accuracies over the epochs; for a search, also softmax(alpha)
-    of every op on every edge of both cells."""
+    """Draw a run's curves (and, for a search, its alphas).
+
+    Losses and accuracies over the epochs; for a search also softmax(alpha) of every op on
+    every edge of both cells.
+    """
     from pdarts_cli.plotting import plot_run
 
     typer.echo(f"wrote {plot_run(run_dir, out)}")

@@ -37,8 +37,11 @@ def refine(
         ),
     ] = None,
 ) -> None:
-    """Derive the genotype of a search, optionally limiting its skip-connects
-    (architecture refinement, P-DARTS section 3.2.2)."""
+    """Derive genotypes with at most M normal skip-connects.
+
+    Architecture refinement (P-DARTS section 3.2.2) of a search's final alphas, for any M;
+    a search's genotype.json already holds its schedule's max_skip (2).
+    """
     from pdarts_cli.refine import parse_max_skip
     from pdarts_cli.refine import refine as refine_genotypes
 

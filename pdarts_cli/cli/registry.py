@@ -10,13 +10,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from pdarts_cli.cli._errors import error_console, user_errors
+from pdarts_cli.cli._help import Command, Group
 from pdarts_cli.registry import Registry, dataset_registry, first_doc_line, op_registry
 
 ops_app = typer.Typer(
-    help="Candidate operations (entry-point group pdarts.ops).", no_args_is_help=True
+    help="Candidate operations (entry-point group pdarts.ops).",
+    no_args_is_help=True,
+    cls=Group,
 )
 datasets_app = typer.Typer(
-    help="Dataset providers (entry-point group pdarts.datasets).", no_args_is_help=True
+    help="Dataset providers (entry-point group pdarts.datasets).",
+    no_args_is_help=True,
+    cls=Group,
 )
 
 
@@ -33,14 +38,14 @@ def _render(registry: Registry[Any], title: str) -> None:
         error_console().print(f"[yellow]warning:[/] skipped {escape(str(failure))}")
 
 
-@ops_app.command("list")
+@ops_app.command("list", cls=Command)
 @user_errors
 def list_ops() -> None:
     """Show every candidate op, built-in or plugin."""
     _render(op_registry(), "ops")
 
 
-@datasets_app.command("list")
+@datasets_app.command("list", cls=Command)
 @user_errors
 def list_datasets() -> None:
     """Show every dataset provider, built-in or plugin."""

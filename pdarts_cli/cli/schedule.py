@@ -9,10 +9,13 @@ from rich.console import Console
 from rich.table import Table
 
 from pdarts_cli.cli._errors import user_errors
+from pdarts_cli.cli._help import Command, Group
 from pdarts_cli.schedule import PRESETS, Schedule, load_schedule, schedule_json
 
 app = typer.Typer(
-    help="Search schedules: presets, files and their JSON Schema.", no_args_is_help=True
+    help="Search schedules: presets, files and their JSON Schema.",
+    no_args_is_help=True,
+    cls=Group,
 )
 
 
@@ -62,7 +65,7 @@ def _settings(schedule: Schedule) -> str:
     )
 
 
-@app.command("show")
+@app.command("show", cls=Command)
 @user_errors
 def show(
     schedule: str = typer.Argument(
@@ -82,13 +85,13 @@ def show(
     console.print(_settings(resolved), highlight=False)
 
 
-@app.command("schema")
+@app.command("schema", cls=Command)
 def schema() -> None:
     """Print the JSON Schema of schedule files."""
     typer.echo(json.dumps(Schedule.model_json_schema(), indent=2))
 
 
-@app.command("list")
+@app.command("list", cls=Command)
 def list_presets() -> None:
     """List the built-in schedules."""
     for name, make in PRESETS.items():

@@ -10,18 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from pdarts_cli.cli._errors import fail, user_errors
+from pdarts_cli.cli._errors import fail, interrupted, user_errors
+from pdarts_cli.cli._options import Device, data_dir_option, device_option, download_option
 from pdarts_cli.schedule import load_schedule, preset_for_dataset
 
 if TYPE_CHECKING:
     from pdarts_cli.search import SearchResult
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
 
 
 class AlphaOrder(str, Enum):
@@ -80,23 +74,12 @@ def search(
         Path | None,
         typer.Option("--out", "-o", help="Run directory to create (default runs/search-<time>)."),
     ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            envvar="PDARTS_DATA",
-            help="Where downloaded datasets live (default: a per-user cache folder).",
-        ),
-    ] = None,
-    download: Annotated[
-        bool, typer.Option("--download", help="Fetch CIFAR when it is missing.")
-    ] = False,
+    data_dir: Annotated[Path | None, data_dir_option()] = None,
+    download: Annotated[bool, download_option()] = False,
     image_size: Annotated[
         int | None, typer.Option("--image-size", help="Resize image folders to this size.")
     ] = None,
-    device: Annotated[
-        Device, typer.Option("--device", help="auto: CUDA, then MPS, then CPU.")
-    ] = Device.auto,
+    device: Annotated[Device, device_option()] = Device.auto,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs of every stage.")] = None,
     warmup_epochs: Annotated[
         int | None,
@@ -140,8 +123,12 @@ def search(
         bool, typer.Option("--quiet", "-q", help="Print only the final genotype.")
     ] = False,
 ) -> None:
-    """Search a cell with P-DARTS: progressive stages, search space approximation and
-    skip-connect dropout. Leaves a run directory that `pdarts refine` and `pdarts train` read."""
+    """Search a cell architecture with P-DARTS.
+
+    Progressive stages, search space approximation and skip-connect dropout, as the paper and
+    the authors' code. Leaves a run directory whose genotype.json (refined to at most
+    max_skip normal skip-connects) `pdarts train RUN_DIR` reads.
+    """
     from pdarts_cli.cli.progress import ConsoleObserver
     from pdarts_cli.search import SearchObserver, SearchOptions, resume_search, run_search
 
@@ -166,7 +153,12 @@ def search(
         if clashing:
             flag = "--" + clashing[0].replace("_", "-")
             raise fail(f"{flag} cannot be combined with --resume: a resumed run keeps its settings")
-        result = resume_search(resume, device=device.value, data_dir=data_dir, observer=observer)
+        try:
+            result = resume_search(
+                resume, device=device.value, data_dir=data_dir, observer=observer
+            )
+        except KeyboardInterrupt:
+            raise interrupted("search", resume) from None
     else:
         if dataset is None:
             raise fail("give --dataset (for example --dataset digits), or --resume RUN_DIR")
@@ -195,9 +187,11 @@ def search(
             image_size=image_size,
             device=device.value,
         )
-        result = run_search(
-            resolved, options, out or _default_out(), force=force, observer=observer
-        )
+        run_dir = out or _default_out()
+        try:
+            result = run_search(resolved, options, run_dir, force=force, observer=observer)
+        except KeyboardInterrupt:
+            raise interrupted("search", run_dir) from None
     if quiet:
         typer.echo(result.genotype.to_darts())
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,8 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pdarts_cli.cli._errors import user_errors
-from pdarts_cli.cli.search import Device
+from pdarts_cli.cli._errors import interrupted, user_errors
+from pdarts_cli.cli._help import field_help
+from pdarts_cli.cli._options import Device, data_dir_option, device_option, download_option
+from pdarts_cli.train.recipe import Recipe
 
 RECIPE_FLAGS = (
     "channels",
@@ -58,7 +61,15 @@ def train(
             "P-DARTS genotype), a DARTS string or a zoo name.",
         ),
     ],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="cifar10, cifar100, digits, ...")],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="cifar10, cifar100, digits, npz:PATH, imagefolder:PATH, imagenet, or a "
+            "plugin's dataset.",
+        ),
+    ],
     recipe: Annotated[
         str | None,
         typer.Option(
@@ -71,21 +82,38 @@ def train(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run directory to create.")
     ] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="PDARTS_DATA")] = None,
-    download: Annotated[bool, typer.Option("--download")] = False,
-    device: Annotated[Device, typer.Option("--device")] = Device.auto,
-    channels: Annotated[int | None, typer.Option("--channels")] = None,
-    layers: Annotated[int | None, typer.Option("--layers")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Global batch size.")
+    data_dir: Annotated[Path | None, data_dir_option()] = None,
+    download: Annotated[bool, download_option()] = False,
+    device: Annotated[Device, device_option()] = Device.auto,
+    channels: Annotated[
+        int | None, typer.Option("--channels", help=field_help(Recipe, "channels"))
     ] = None,
-    lr: Annotated[float | None, typer.Option("--lr")] = None,
-    weight_decay: Annotated[float | None, typer.Option("--weight-decay")] = None,
-    auxiliary_weight: Annotated[float | None, typer.Option("--auxiliary-weight")] = None,
-    drop_path_prob: Annotated[float | None, typer.Option("--drop-path-prob")] = None,
-    cutout: Annotated[int | None, typer.Option("--cutout")] = None,
-    ema_decay: Annotated[float | None, typer.Option("--ema-decay")] = None,
+    layers: Annotated[
+        int | None, typer.Option("--layers", help=field_help(Recipe, "layers"))
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help=field_help(Recipe, "epochs"))
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help=field_help(Recipe, "batch_size"))
+    ] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help=field_help(Recipe, "lr"))] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option("--weight-decay", help=field_help(Recipe, "weight_decay"))
+    ] = None,
+    auxiliary_weight: Annotated[
+        float | None,
+        typer.Option("--auxiliary-weight", help=field_help(Recipe, "auxiliary_weight")),
+    ] = None,
+    drop_path_prob: Annotated[
+        float | None, typer.Option("--drop-path-prob", help=field_help(Recipe, "drop_path_prob"))
+    ] = None,
+    cutout: Annotated[
+        int | None, typer.Option("--cutout", help=field_help(Recipe, "cutout"))
+    ] = None,
+    ema_decay: Annotated[
+        float | None, typer.Option("--ema-decay", help=field_help(Recipe, "ema_decay"))
+    ] = None,
     valid_portion: Annotated[
         float | None,
         typer.Option(
@@ -94,20 +122,35 @@ def train(
             "best.safetensors on (default 0: none).",
         ),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help=field_help(Recipe, "seed"))] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the network's size and exit; reads no data.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: JSON output.")] = False,
-    resume: Annotated[Path | None, typer.Option("--resume", metavar="RUN_DIR")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN_DIR",
+            help="Continue a killed training run from its last.safetensors (GENOTYPE must be "
+            "the run's own; other flags are taken from the run).",
+        ),
+    ] = None,
     nproc: Annotated[
         int | None,
         typer.Option("--nproc", help="Processes on this machine (hands over to torchrun)."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing run in --out.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Train the evaluation network of a genotype as the paper does (DDP under torchrun)."""
+    """Train a genotype's evaluation network as the paper does.
+
+    CIFAR or ImageNet networks with the paper's recipes, from one CPU to many GPUs
+    (DistributedDataParallel under torchrun, or --nproc). Writes final.safetensors, the network
+    after the last epoch.
+    """
     from pdarts_cli.genotype import load_genotype
     from pdarts_cli.train.recipe import adapt_to_dataset, load_recipe, recipe_for_dataset
 
@@ -182,6 +225,8 @@ def train(
                 dataset=dataset, data_dir=data_dir, download=download, device=device.value
             )
             state = run_training(resolved_genotype, resolved, options, run_dir, force, observer)
+    except KeyboardInterrupt:
+        raise interrupted(f"train {shlex.quote(genotype)}", run_dir) from None
     finally:
         rendering.close()
     if state.history and main_rank and not quiet:
@@ -193,15 +238,21 @@ def evaluate(
     checkpoint: Annotated[
         Path,
         typer.Argument(
+            metavar="CHECKPOINT",
             help="A run's final.safetensors (the network to report), best.safetensors or "
-            "last.safetensors."
+            "last.safetensors.",
         ),
     ],
-    dataset: Annotated[str, typer.Option("--dataset", "-d")],
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="PDARTS_DATA")] = None,
-    device: Annotated[Device, typer.Option("--device")] = Device.auto,
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset", "-d", help="The dataset whose test split is scored (as in training)."
+        ),
+    ],
+    data_dir: Annotated[Path | None, data_dir_option()] = None,
+    device: Annotated[Device, device_option()] = Device.auto,
 ) -> None:
-    """Top-1 and top-5 accuracy of a trained checkpoint on the dataset's test split."""
+    """Score a checkpoint: top-1 and top-5 on the test split."""
     from pdarts_cli.train import TrainOptions, evaluate_checkpoint
 
     result = evaluate_checkpoint(

@@ -1,0 +1,33 @@
+"""Options that several commands share, worded once."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import typer
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+def device_option() -> Any:
+    return typer.Option("--device", help="auto: CUDA, then MPS, then the CPU.")
+
+
+def data_dir_option() -> Any:
+    return typer.Option(
+        "--data-dir",
+        envvar="PDARTS_DATA",
+        help="Where downloaded datasets live (default: a per-user cache folder).",
+    )
+
+
+def download_option() -> Any:
+    return typer.Option(
+        "--download", help="Fetch CIFAR when it is missing (needs a network connection)."
+    )
