@@ -1,12 +1,13 @@
 """A run directory's curves as one picture: ``pdarts plot RUN_DIR``.
 
 A search run shows its losses and accuracies over the epochs of all stages, and softmax(alpha)
-of every op on every edge of both cells; a train run shows loss, top-1/top-5 and the learning
-rate, with the test top-1 after the last epoch (what final.safetensors scores) in the title
-and, when the run holds out a validation split, the valid curves and the epoch best.safetensors
-holds. Reading and checking metrics.jsonl is pure Python; matplotlib is imported only when a
-figure is drawn, on a plain :class:`~matplotlib.figure.Figure` (no pyplot, no display, no
-global backend switch). This module imports neither torch nor matplotlib.
+of every op on every edge of both cells (each edge on its own scale, the uniform 1/k of its
+candidates dashed); a train run shows loss, top-1/top-5 and the learning rate, with the test
+top-1 after the last epoch (what final.safetensors scores) in the title and, when the run holds
+out a validation split, the valid curves and the epoch best.safetensors holds. Reading and
+checking metrics.jsonl is pure Python; matplotlib is imported only when a figure is drawn, on
+a plain :class:`~matplotlib.figure.Figure` (no pyplot, no display, no global backend switch).
+This module imports neither torch nor matplotlib.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ DEFAULT_PLOT_FILE = "curves.png"
 FORMATS = ("png", "svg", "pdf")
 DPI = 100  # pixels per inch of the figure sizes below
 BEST_FILE = "best.safetensors"  # pdarts_cli.train.trainer's name (a test keeps them equal)
+ALPHA_MARGIN = 0.08  # of an alpha panel's range, above and below its data
+ALPHA_MIN_SPAN = 0.02  # an alpha panel whose data is flat (all ops equal) still shows a band
+# The uniform level 1/k of an edge's k candidates: where every alpha starts, what "no
+# preference" looks like, and the mean of the k probabilities at every epoch.
+UNIFORM_STYLE: dict[str, Any] = {"color": "0.3", "linestyle": "--", "linewidth": 0.8}
+UNIFORM_LABEL = "uniform 1/k (k: the edge's ops in that stage)"
 
 Record = dict[str, Any]
 Line = tuple[int, Record]  # 1-based line number in metrics.jsonl, the parsed object
@@ -259,6 +266,44 @@ def _cell_steps(cell: str, edges: list[OpSeries], source: Path) -> int:
     return steps
 
 
+def stage_spans(first: Mapping[int, int], last_epoch: int) -> list[tuple[int, int]]:
+    """The first and last global epoch of each stage, in stage order."""
+    starts = sorted(first.values())
+    return list(zip(starts, [start - 1 for start in starts[1:]] + [last_epoch]))
+
+
+def uniform_levels(
+    series: OpSeries, spans: Sequence[tuple[int, int]]
+) -> list[tuple[int, int, float]]:
+    """(first epoch, last epoch, 1/k) of each stage in which the edge has points, k being
+    the ops it has points for in that stage: later stages keep fewer ops, so 1/k rises."""
+    levels = []
+    for start, end in spans:
+        k = sum(any(start <= x <= end for x in xs) for xs, _ in series.values())
+        if k:
+            levels.append((start, end, 1 / k))
+    return levels
+
+
+def alpha_limits(series: OpSeries, levels: Sequence[tuple[int, int, float]]) -> tuple[float, float]:
+    """The y range of one edge's panel: its probabilities and uniform levels with a small
+    margin, within 0..1. A fixed 0..1 axis would flatten the 0.1-0.4 where most alphas live
+    into lines; panels are therefore not on one scale."""
+    values = [p for _, ps in series.values() for p in ps if math.isfinite(p)]
+    values += [level for _, _, level in levels]
+    if not values:
+        return 0.0, 1.0
+    low, high = min(values), max(values)
+    margin = max((high - low) * ALPHA_MARGIN, ALPHA_MIN_SPAN / 2)
+    return max(0.0, low - margin), min(1.0, high + margin)
+
+
+def _draw_uniform(ax: Axes, levels: Sequence[tuple[int, int, float]]) -> None:
+    """A dashed segment at 1/k over each stage, under the op lines."""
+    for start, end, level in levels:
+        ax.plot([start - 0.5, end + 0.5], [level, level], zorder=1.5, **UNIFORM_STYLE)
+
+
 def _alpha_cell(
     panel: SubFigure,
     cell: str,
@@ -268,17 +313,21 @@ def _alpha_cell(
     last_epoch: int,
     source: Path,
 ) -> None:
-    """One small plot per edge: rows are intermediate nodes, columns their inputs."""
+    """One small plot per edge: rows are intermediate nodes, columns their inputs. Each is
+    scaled to its own data, with the uniform level of its stage's candidates dashed."""
     steps = _cell_steps(cell, edges, source)
-    grid = panel.subplots(steps, steps + 1, sharex=True, sharey=True, squeeze=False)
+    grid = panel.subplots(steps, steps + 1, sharex=True, squeeze=False)
     starts = sorted(first.values())
+    spans = stage_spans(first, last_epoch)
     for (node, input_), series in zip(edge_endpoints(steps), edges):
         ax = grid[node][input_]
+        levels = uniform_levels(series, spans)
+        _draw_uniform(ax, levels)
         for op, (xs, ps) in series.items():
             ax.plot(*gapped(xs, ps, starts), color=colours[op], linewidth=1.2, label=op)
         _mark_stages(ax, first, last_epoch, label=False)
         ax.set_title(f"{_input_name(input_)} → {node}", fontsize="small", pad=3)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(*alpha_limits(series, levels))
         ax.tick_params(labelsize="x-small")
         ax.grid(alpha=0.3)
     for node in range(steps):
@@ -287,13 +336,21 @@ def _alpha_cell(
             unused.set_visible(False)
     for ax in grid[-1]:
         ax.set_xlabel("epoch", fontsize="small")
-    panel.suptitle(f"{cell} cell: softmax($\\alpha$) per edge (input → node)")
+    panel.suptitle(
+        f"{cell} cell: softmax($\\alpha$) per edge (input → node), each on its own scale"
+    )
 
 
 def _line_handle(colour: Any, label: str) -> Line2D:
     from matplotlib.lines import Line2D
 
     return Line2D([], [], color=colour, linewidth=2, label=label)
+
+
+def _uniform_handle() -> Line2D:
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], label=UNIFORM_LABEL, **UNIFORM_STYLE)
 
 
 def _alpha_panels(
@@ -309,7 +366,8 @@ def _alpha_panels(
     for cell_panel, (cell, edges) in zip(cells, alphas.items()):
         _alpha_cell(cell_panel, cell, edges, colours, first, last_epoch, source)
     handles = [_line_handle(colour, op) for op, colour in colours.items()]
-    panel.legend(handles=handles, loc="outside lower center", ncols=min(len(colours), 8))
+    handles.append(_uniform_handle())
+    panel.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 9))
 
 
 def search_figure(lines: Sequence[Line], source: Path, title: str) -> Figure:

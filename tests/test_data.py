@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ from pdarts_cli.data import (
     split_indices,
 )
 from pdarts_cli.data.batches import loader_transform
-from pdarts_cli.data.providers import channel_stats
+from pdarts_cli.data.providers import CIFAR10, CIFAR100, channel_stats
 from pdarts_cli.errors import DatasetError, RegistryError
 from pdarts_cli.registry import dataset_registry, first_doc_line
 
@@ -166,12 +167,29 @@ def test_cifar100_reads_fine_labels(tmp_path: Path) -> None:
 
 
 def test_missing_cifar_says_where_it_looked_and_how_to_get_it(tmp_path: Path) -> None:
+    from torchvision.datasets import CIFAR10
+
     with pytest.raises(DatasetError) as excinfo:
         resolve_dataset("cifar10", data_dir=tmp_path)
     message = one_line_error(excinfo)
     assert str(tmp_path / "cifar-10-batches-py") in message
     assert "--download" in message
     assert "PDARTS_DATA" in message
+    assert CIFAR10.url in message
+    assert CIFAR10.tgz_md5 in message
+    assert str(tmp_path / CIFAR10.base_folder / "data_batch_1") in message
+
+
+def test_cifar_layouts_read_where_torchvision_unpacks() -> None:
+    """The reader's folders are the ones torchvision's archives unpack to, which the
+    download and the by-hand instructions rely on."""
+    from torchvision import datasets
+
+    for layout in (CIFAR10, CIFAR100):
+        source = getattr(datasets, layout.torchvision_class)
+        assert layout.folder == source.base_folder
+        assert {name for name, _ in source.train_list} == set(layout.train_files)
+        assert {name for name, _ in source.test_list} == set(layout.test_files)
 
 
 def test_incomplete_cifar_names_the_missing_files(tmp_path: Path) -> None:
@@ -203,16 +221,30 @@ def test_cifar_download_fetches_once_then_reads_with_our_reader(
     assert calls[0][1]
 
 
-def test_failed_download_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from torchvision.datasets import utils
+@pytest.mark.parametrize(
+    "failure",
+    [
+        URLError("[Errno -3] Temporary failure\nin name resolution"),
+        OSError(28, "No space left on device"),
+        RuntimeError("File not found or corrupted."),
+    ],
+)
+def test_failed_download_says_how_to_fetch_by_hand(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failure: Exception
+) -> None:
+    from torchvision.datasets import CIFAR100, utils
 
     def offline(*args: object, **kwargs: object) -> None:
-        raise OSError("[Errno -3] Temporary failure\nin name resolution")
+        raise failure
 
     monkeypatch.setattr(utils, "download_and_extract_archive", offline)
     with pytest.raises(DatasetError) as excinfo:
         resolve_dataset("cifar100", data_dir=tmp_path, download=True)
-    assert "could not download cifar100" in one_line_error(excinfo)
+    message = one_line_error(excinfo)
+    assert "could not download cifar100" in message
+    assert CIFAR100.url in message
+    assert CIFAR100.tgz_md5 in message
+    assert str(tmp_path / CIFAR100.base_folder / "train") in message
 
 
 def test_corrupt_cifar_file_is_one_line(tmp_path: Path) -> None:

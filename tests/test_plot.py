@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import typer
@@ -30,19 +30,29 @@ from pdarts_cli.plotting import (
     DEFAULT_PLOT_FILE,
     METRICS_FILE,
     RUN_FILE,
+    UNIFORM_LABEL,
     Metrics,
     accuracy_title,
+    alpha_limits,
     best_valid_epoch,
     cell_steps,
     edge_endpoints,
     global_epochs,
     plot_run,
     read_metrics,
+    search_figure,
+    stage_spans,
+    uniform_levels,
 )
 from pdarts_cli.schedule import DARTS_OPS
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-EDGES = edges_per_cell(4)  # 14
+STEPS = 4  # intermediate nodes of a cell
+EDGES = edges_per_cell(STEPS)  # 14
 STAGE_OPS = (8, 3)  # ops per edge in stage 1 and 2
 EPOCHS_PER_STAGE = 2
 WIDE = {"COLUMNS": "200"}  # keep long tmp paths on one line
@@ -63,9 +73,12 @@ def invoke(cli: typer.Typer, *args: str | Path) -> Result:
     return runner.invoke(cli, ["plot", *map(str, args)], env=WIDE)
 
 
-def edge_probabilities(ops: tuple[str, ...], edge: int, epoch: int) -> dict[str, float]:
-    """A softmax that drifts with the epoch, different on every edge."""
-    logits = [math.sin(edge + 3 * i) * epoch / 2 for i in range(len(ops))]
+def edge_probabilities(
+    ops: tuple[str, ...], edge: int, epoch: int, sharpness: float = 1.0
+) -> dict[str, float]:
+    """A softmax that drifts with the epoch, different on every edge; a lower ``sharpness``
+    keeps it nearer uniform, as real searches are."""
+    logits = [math.sin(edge + 3 * i) * epoch / 2 * sharpness for i in range(len(ops))]
     total = sum(math.exp(a) for a in logits)
     return {op: math.exp(a) / total for op, a in zip(ops, logits)}
 
@@ -78,7 +91,9 @@ def stage_ops(stage: int, edge: int) -> tuple[str, ...]:
     return tuple(sorted((DARTS_OPS * 2)[start : start + STAGE_OPS[1]], key=DARTS_OPS.index))
 
 
-def search_record(stage: int, epoch: int, alphas: bool = True) -> dict[str, Any]:
+def search_record(
+    stage: int, epoch: int, alphas: bool = True, sharpness: float = 1.0
+) -> dict[str, Any]:
     warmup = epoch == 1  # weights only: no alpha half, no validation
     last = epoch == EPOCHS_PER_STAGE
     step = (stage - 1) * EPOCHS_PER_STAGE + epoch
@@ -97,7 +112,10 @@ def search_record(stage: int, epoch: int, alphas: bool = True) -> dict[str, Any]
     }
     if alphas:
         record["alphas"] = {
-            cell: [edge_probabilities(stage_ops(stage, e), e + 7 * c, step) for e in range(EDGES)]
+            cell: [
+                edge_probabilities(stage_ops(stage, e), e + 7 * c, step, sharpness)
+                for e in range(EDGES)
+            ]
             for c, cell in enumerate(CELL_TYPES)
         }
     return record
@@ -110,9 +128,9 @@ def write_run(path: Path, kind: str, records: list[dict[str, Any]]) -> Path:
     return path
 
 
-def search_records(alphas: bool = True) -> list[dict[str, Any]]:
+def search_records(alphas: bool = True, sharpness: float = 1.0) -> list[dict[str, Any]]:
     return [
-        search_record(stage, epoch, alphas)
+        search_record(stage, epoch, alphas, sharpness)
         for stage in (1, 2)
         for epoch in range(1, EPOCHS_PER_STAGE + 1)
     ]
@@ -240,6 +258,74 @@ def test_search_picture_goes_beside_the_metrics(cli: typer.Typer, search_run: Pa
     assert lines(result) == [f"wrote {search_run / DEFAULT_PLOT_FILE}"]
     height, _ = assert_png(search_run / DEFAULT_PLOT_FILE)
     assert height > 1000  # the curves and 2 x 14 edge plots
+
+
+def _alpha_axes(figure: Figure, cell_index: int) -> list[Axes]:
+    """The edge plots of one cell, in supernet edge order: its panel holds a steps x
+    (steps + 1) grid, row by row, below the curves' panel."""
+    grid = figure.subfigs[1].subfigs[cell_index].axes
+    columns = STEPS + 1
+    axes = [grid[node * columns + input_] for node, input_ in edge_endpoints(STEPS)]
+    assert all(
+        ax.get_title().endswith(f"→ {node}") for ax, (node, _) in zip(axes, edge_endpoints(STEPS))
+    )
+    return axes
+
+
+def _uniform_segments(ax: Axes) -> set[tuple[tuple[float, ...], float]]:
+    """(x extent, y) of the dashed horizontal lines of a plot."""
+    segments = set()
+    for line in ax.get_lines():
+        ys = [float(y) for y in line.get_ydata()]
+        if line.get_linestyle() == "--" and len(set(ys)) == 1:
+            segments.add((tuple(float(x) for x in line.get_xdata()), ys[0]))
+    return segments
+
+
+@pytest.mark.parametrize("sharpness", [0.3, 1.0])
+def test_alpha_plots_are_scaled_to_their_data_with_the_uniform_level(
+    tmp_path: Path, sharpness: float
+) -> None:
+    """Near-uniform alphas (0.3: all within 0.08..0.63) fill their plots; sharp ones (1.0)
+    reach 0 or 1 on some edges, and their plots stop at 0..1."""
+    run = write_run(tmp_path / "run", "search", search_records(sharpness=sharpness))
+    source = run / METRICS_FILE
+    lines_ = read_metrics(source)
+    figure = search_figure(lines_, source, "search")
+    alphas = Metrics(source, lines_).alphas([1, 2, 3, 4])
+    for cell_index, cell in enumerate(CELL_TYPES):
+        for ax, series in zip(_alpha_axes(figure, cell_index), alphas[cell]):
+            values = [p for _, ps in series.values() for p in ps]
+            low, high = min(values), max(values)
+            margin = 0.1 * (high - low)
+            bottom, top = ax.get_ylim()
+            assert max(0.0, low - margin) <= bottom <= low
+            assert high <= top <= min(1.0, high + margin)
+            if sharpness < 1:
+                assert 0.0 < bottom < top < 1.0
+            assert _uniform_segments(ax) == {
+                ((0.5, EPOCHS_PER_STAGE + 0.5), 1 / STAGE_OPS[0]),
+                ((EPOCHS_PER_STAGE + 0.5, 2 * EPOCHS_PER_STAGE + 0.5), 1 / STAGE_OPS[1]),
+            }
+    (legend,) = figure.subfigs[1].legends
+    assert UNIFORM_LABEL in [text.get_text() for text in legend.get_texts()]
+
+
+def test_uniform_levels_count_each_stages_ops() -> None:
+    series = {"a": ([1, 2, 3], [0.5, 0.6, 0.7]), "b": ([1, 2], [0.5, 0.4]), "c": ([1], [0.0])}
+    spans = stage_spans({1: 1, 2: 3}, 3)
+    assert spans == [(1, 2), (3, 3)]
+    assert uniform_levels(series, spans) == [(1, 2, 1 / 3), (3, 3, 1.0)]
+    assert uniform_levels({}, spans) == []
+
+
+def test_alpha_limits_keep_a_band_for_flat_data_and_stay_in_0_1() -> None:
+    flat = {"a": ([1], [0.25]), "b": ([1], [0.25])}
+    bottom, top = alpha_limits(flat, [(1, 1, 0.25)])
+    assert bottom < 0.25 < top
+    assert top - bottom == pytest.approx(0.02)
+    assert alpha_limits({"a": ([1, 2], [0.0, 1.0])}, []) == (0.0, 1.0)
+    assert alpha_limits({}, []) == (0.0, 1.0)
 
 
 def test_search_without_alphas_draws_the_curves(tmp_path: Path) -> None:

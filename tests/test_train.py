@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import torch
 from clihelpers import assert_one_error_line
+from fakedata import write_fake_npz
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
@@ -31,7 +32,7 @@ from pdarts_cli.cli.app import app
 from pdarts_cli.cli.train_progress import summary_table
 from pdarts_cli.data import dataset_labels, resolve_dataset
 from pdarts_cli.device import resolve_precision
-from pdarts_cli.errors import ConfigError, RunDirError
+from pdarts_cli.errors import ArtifactError, ConfigError, RunDirError
 from pdarts_cli.genotype import ZOO, read_genotype_file
 from pdarts_cli.runlog import METRICS_FILE
 from pdarts_cli.train import (
@@ -589,6 +590,87 @@ def test_evaluate_refuses_a_foreign_safetensors_file(tmp_path: Path) -> None:
         runner.invoke(app, ["evaluate", str(missing), "--dataset", "digits"])
     )
     assert "no checkpoint" in line
+
+
+def _evaluate_on_npz(
+    checkpoint: Path, npz: Path, size: int, channels: int | None, classes: int
+) -> str:
+    """The one error line of ``pdarts evaluate`` on a generated .npz of that shape."""
+    write_fake_npz(npz, n_train=20, n_test=20, size=size, channels=channels, num_classes=classes)
+    result = runner.invoke(app, ["evaluate", str(checkpoint), "--dataset", f"npz:{npz}"])
+    return " ".join(assert_one_error_line(result).split())
+
+
+@pytest.mark.parametrize(
+    ("size", "channels", "classes", "theirs"),
+    [
+        (32, 3, DIGITS_CLASSES, "3-channel 32x32 images"),
+        (8, 3, DIGITS_CLASSES, "3-channel 8x8 images"),
+        (16, None, DIGITS_CLASSES, "1-channel 16x16 images"),
+        (8, None, 4, "1-channel 8x8 images with 4 classes"),
+    ],
+)
+def test_evaluate_on_data_of_another_shape_names_both_shapes(
+    trained_run: tuple[Path, TrainState],
+    tmp_path: Path,
+    size: int,
+    channels: int | None,
+    classes: int,
+    theirs: str,
+) -> None:
+    checkpoint = trained_run[0] / FINAL_FILE
+    npz = tmp_path / "d.npz"
+    line = _evaluate_on_npz(checkpoint, npz, size, channels, classes)
+    assert line.endswith(
+        f"{checkpoint} was trained on 1-channel 8x8 images with 10 classes; npz:{npz} has {theirs}"
+    )
+    assert "does not fit its own genotype" not in line
+
+
+def test_evaluate_of_a_checkpoint_without_its_shape_falls_back_to_loading(
+    trained_run: tuple[Path, TrainState], tmp_path: Path
+) -> None:
+    """Checkpoints that record no channels or image size are tried as they are."""
+    tensors, metadata = load_tensors(trained_run[0] / FINAL_FILE)
+    del metadata["in_channels"], metadata["image_size"]
+    old = tmp_path / "old.safetensors"
+    save_tensors(old, tensors, metadata)
+    assert evaluate_checkpoint(old, OPTIONS).images == DIGITS_TEST
+    line = _evaluate_on_npz(old, tmp_path / "d.npz", 8, 3, DIGITS_CLASSES)
+    assert "does not fit its own genotype" in line
+    assert "stem.0.weight" in line
+
+
+def test_evaluate_at_another_image_size_only_when_asked(
+    trained_run: tuple[Path, TrainState], tmp_path: Path
+) -> None:
+    """The networks pool globally, so another size runs, but only a size the caller asked
+    for is taken as meant."""
+    tensors, metadata = load_tensors(trained_run[0] / FINAL_FILE)
+    larger = tmp_path / "trained-at-16.safetensors"
+    save_tensors(larger, tensors, {**metadata, "image_size": 16})
+    with pytest.raises(ArtifactError, match="1-channel 16x16 images with 10 classes; digits "):
+        evaluate_checkpoint(larger, OPTIONS)
+    asked = OPTIONS.model_copy(update={"image_size": 8})
+    assert evaluate_checkpoint(larger, asked).images == DIGITS_TEST
+
+
+def test_evaluate_asks_for_the_trained_image_size(
+    trained_run: tuple[Path, TrainState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Datasets without a native size (image folders) are resized to the trained size."""
+    import pdarts_cli.train as train_module
+
+    requested: list[int | None] = []
+
+    def recording(spec: str, data_dir: Path | None, download: bool, size: int | None) -> Any:
+        requested.append(size)
+        return resolve_dataset(spec, data_dir, download, size)
+
+    monkeypatch.setattr(train_module, "resolve_dataset", recording)
+    evaluate_checkpoint(trained_run[0] / FINAL_FILE, OPTIONS)
+    evaluate_checkpoint(trained_run[0] / FINAL_FILE, OPTIONS.model_copy(update={"image_size": 8}))
+    assert requested == [8, 8]
 
 
 def test_resume_with_another_genotype_is_refused(trained_run: tuple[Path, TrainState]) -> None:

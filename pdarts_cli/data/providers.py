@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import http.client
 import importlib
 import pickle
 import zipfile
@@ -37,9 +38,7 @@ FOLDER_DEFAULT_IMAGE_SIZE = 32  # pixels; the CIFAR size the search schedules ar
 DIGITS_MAX_VALUE = 16  # scikit-learn's digits count pixels on in a 4 x 4 block: 0..16
 DIGITS_TEST_EVERY = 5  # image i is a test image when i % 5 == 4: a fixed fifth held out
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-HOW_TO_GET_DATA = (
-    "run with --download when online, or set --data-dir / $PDARTS_DATA to a folder that holds it"
-)
+DATA_DIR_ENV = "PDARTS_DATA"  # named in messages; pdarts_cli.data reads it
 
 
 def _one_line(text: str) -> str:
@@ -218,38 +217,69 @@ def _missing_files(folder: Path, layout: CifarLayout) -> list[str]:
     return [name for name in names if not (folder / name).is_file()]
 
 
+def _torchvision_source(layout: CifarLayout) -> Any:
+    """torchvision's dataset class for ``layout``: its ``url``, ``filename`` and ``tgz_md5``
+    name the official archive, so they are never copied here to drift."""
+    from torchvision import datasets
+
+    return getattr(datasets, layout.torchvision_class)
+
+
+def _by_hand(layout: CifarLayout, root: Path) -> str:
+    """How to put the data in place without ``--download``: the archive's URL and md5, and
+    the file whose presence shows it was unpacked in the right folder."""
+    source = _torchvision_source(layout)
+    marker = root / layout.folder / layout.train_files[0]
+    return (
+        f"download {source.url} (md5 {source.tgz_md5}) and unpack it into {root} "
+        f"so that {marker} exists"
+    )
+
+
+def _how_to_get(layout: CifarLayout, root: Path) -> str:
+    return (
+        f"run with --download when online, or {_by_hand(layout, root)}; "
+        f"--data-dir / ${DATA_DIR_ENV} choose another folder"
+    )
+
+
 def _fetch_cifar(layout: CifarLayout, root: Path) -> None:
     """Download and extract the official archive; torchvision checks its md5.
 
     Only the download is torchvision's: reading stays with ``ArrayOnlyUnpickler``, so no
-    file is ever passed to plain ``pickle.load``.
+    file is ever passed to plain ``pickle.load``. Offline, the error says how to fetch the
+    archive by hand instead.
     """
-    from torchvision import datasets
     from torchvision.datasets import utils
 
-    source = getattr(datasets, layout.torchvision_class)
+    source = _torchvision_source(layout)
     try:
         utils.download_and_extract_archive(
             source.url, str(root), filename=source.filename, md5=source.tgz_md5
         )
-    except (OSError, RuntimeError) as exc:  # no network, disk full, or md5 mismatch
+    # No network (URLError is an OSError), a dropped connection, disk full, or md5 mismatch.
+    except (OSError, RuntimeError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or exc
         raise DatasetError(
-            _one_line(f"could not download {layout.name} into {root}: {exc}")
+            _one_line(
+                f"could not download {layout.name} into {root} ({reason}); {_by_hand(layout, root)}"
+            )
         ) from exc
 
 
 def _load_cifar(layout: CifarLayout, request: DatasetRequest) -> ImageDataset:
     _no_argument(request)
-    folder = request.data_dir.expanduser() / layout.folder
+    root = request.data_dir.expanduser()
+    folder = root / layout.folder
     if request.download and _missing_files(folder, layout):
-        _fetch_cifar(layout, request.data_dir.expanduser())
+        _fetch_cifar(layout, root)
     missing = _missing_files(folder, layout)
     if len(missing) == len(layout.train_files + layout.test_files):
-        raise DatasetError(f"{layout.name} not found in {folder}; {HOW_TO_GET_DATA}")
+        raise DatasetError(f"{layout.name} not found in {folder}: {_how_to_get(layout, root)}")
     if missing:
         raise DatasetError(
-            f"{layout.name} incomplete in {folder} (missing {', '.join(missing)}); "
-            f"{HOW_TO_GET_DATA}"
+            f"{layout.name} incomplete in {folder} (missing {', '.join(missing)}): "
+            f"{_how_to_get(layout, root)}"
         )
     info = DatasetInfo(
         name=layout.name,

@@ -3,24 +3,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import Field
 
-from pdarts_cli import __version__
 from pdarts_cli.checkpoint import atomic_write_text, load_tensors
 from pdarts_cli.config import FrozenModel
 from pdarts_cli.data import DatasetInfo, resolve_dataset
 from pdarts_cli.device import resolve_device
 from pdarts_cli.errors import ArtifactError, RunDirError
 from pdarts_cli.genotype import Genotype, genotype_from_dict, genotype_json, read_genotype_file
+from pdarts_cli.provenance import run_record
 from pdarts_cli.runlog import (
     METRICS_FILE,
     RUN_FILE,
-    RUN_FORMAT,
     MetricsLog,
     create_run_dir,
     is_run_dir,
@@ -136,18 +136,13 @@ def run_training(
     run_dir = Path(out_dir)
     if env.dist.is_main:
         create_run_dir(run_dir, force)
-        write_json(
-            run_dir / RUN_FILE,
-            {
-                "format": RUN_FORMAT,
-                "kind": "train",
-                "options": options.model_dump(mode="json"),
-                "world_size": env.dist.world_size,
-                "pdarts_version": __version__,
-                "torch_version": torch.__version__,
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            },
+        record = run_record(
+            "train",
+            options.model_dump(mode="json"),
+            env.device,
+            world_size=env.dist.world_size,
         )
+        write_json(run_dir / RUN_FILE, record)
         atomic_write_text(run_dir / RECIPE_FILE, recipe_json(recipe))
         atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
     observer.note(
@@ -200,28 +195,80 @@ class Evaluation:
     images: int
 
 
+def _recorded(metadata: dict[str, Any], key: str) -> int | None:
+    """A shape the checkpoint records; None where an older checkpoint did not record it."""
+    value = metadata.get(key)
+    return None if value is None else int(value)
+
+
+def _evaluation_options(options: TrainOptions, metadata: dict[str, Any]) -> TrainOptions:
+    """Datasets without a native size (image folders) are resized to the size the network
+    was trained at, not to their default, unless the caller asked for a size; datasets of a
+    fixed size ignore the request."""
+    trained_size = _recorded(metadata, "image_size")
+    if options.image_size is not None or trained_size is None:
+        return options
+    return options.model_copy(update={"image_size": trained_size})
+
+
+def _images(channels: int | None, size: int | None) -> str:
+    """``3-channel 32x32 images``, leaving out what an older checkpoint did not record."""
+    words = [f"{channels}-channel"] if channels is not None else []
+    words += [f"{size}x{size}"] if size is not None else []
+    return " ".join([*words, "images"])
+
+
+def _check_dataset_fits(
+    path: Path, metadata: dict[str, Any], info: DatasetInfo, options: TrainOptions
+) -> None:
+    """Refuse a dataset of another shape than the checkpoint's, naming both shapes.
+
+    Channels and classes must match, or the weights cannot even load. The image size must
+    match too: both networks end in global pooling, so another size runs, but it measures
+    the network at a resolution it never saw, which is not the accuracy ``evaluate``
+    reports. Only an image size the caller asked for (``options.image_size``) is taken as
+    meant. A shape an older checkpoint did not record is not compared.
+    """
+    channels = _recorded(metadata, "in_channels")
+    size = _recorded(metadata, "image_size")
+    classes = int(metadata["num_classes"])
+    channels_differ = channels is not None and channels != info.channels
+    asked_for = options.image_size == info.image_size
+    size_differs = size is not None and size != info.image_size and not asked_for
+    classes_differ = classes != info.num_classes
+    if not (channels_differ or size_differs or classes_differ):
+        return
+    theirs = f" with {info.num_classes} classes" if classes_differ else ""
+    raise ArtifactError(
+        f"{path} was trained on {_images(channels, size)} with {classes} classes; "
+        f"{options.dataset} has {_images(info.channels, info.image_size)}{theirs}"
+    )
+
+
 def evaluate_checkpoint(path: Path, options: TrainOptions) -> Evaluation:
     """Top-1/top-5 of a final.safetensors (the network to report), best.safetensors or
     last.safetensors on the dataset's test split; the genotype and recipe come from the
-    checkpoint itself."""
+    checkpoint itself. A dataset of another shape than the one it was trained on is refused
+    before any weight is loaded, so the message names the mismatch rather than a tensor."""
     tensors, metadata = load_tensors(path)
     if metadata.get("format") not in {WEIGHTS_FORMAT, "pdarts-train-checkpoint/1"}:
         raise ArtifactError(f"{path} holds no trained network")
     genotype = genotype_from_dict(metadata["genotype"], source=str(path))
     recipe = recipe_from_checkpoint(metadata, path)
-    env = _environment(recipe, options)
-    if env.data.info.num_classes != metadata["num_classes"]:
-        raise ArtifactError(
-            f"{path} classifies {metadata['num_classes']} classes, "
-            f"{options.dataset} has {env.data.info.num_classes}"
-        )
-    model = build_network(genotype, recipe, env.data.info)
+    env = _environment(recipe, _evaluation_options(options, metadata))
+    _check_dataset_fits(path, metadata, env.data.info, options)
+    # Built at the trained size: only the auxiliary head depends on it, and it must load.
+    trained_size = _recorded(metadata, "image_size") or env.data.info.image_size
+    model = build_network(
+        genotype, recipe, dataclasses.replace(env.data.info, image_size=trained_size)
+    )
     prefix = "model." if metadata["format"] != WEIGHTS_FORMAT else ""
     weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:
         model.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise ArtifactError(f"{path} does not fit its own genotype: {exc}") from exc
+    except RuntimeError as exc:  # torch lists every mismatched tensor, one per line
+        problem = " ".join(str(exc).split())
+        raise ArtifactError(f"{path} does not fit its own genotype: {problem}") from exc
     model.to(env.device)
     loss, top1, top5 = evaluate(model, test_batches(recipe, env), env)
     return Evaluation(loss, top1, top5, len(env.data.test))  # type: ignore[arg-type]
