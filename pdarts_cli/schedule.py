@@ -8,7 +8,7 @@ schedule file fails instead of silently falling back to a default.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -26,6 +26,7 @@ from pdarts_cli.config import (
     read_config_file,
     validate_config,
 )
+from pdarts_cli.errors import ConfigError
 from pdarts_cli.registry import op_registry
 
 SCHEDULE_FORMAT: Final = "pdarts-schedule/1"
@@ -70,6 +71,13 @@ class StageSchedule(FrozenModel):
         default=96, ge=1, description="Batch size of both training halves (paper: 96)."
     )
     channels: int = Field(default=16, ge=1, description="Initial channels (paper: 16).")
+    lr_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="Multiplies weights.lr and alphas.lr in this stage (1). "
+        "`--batch-size auto-max` sets it to the chosen batch / the schedule's batch: the "
+        "linear scaling rule for a batch raised above the paper's.",
+    )
 
     @field_validator("warmup_epochs")
     @classmethod
@@ -189,6 +197,13 @@ class Schedule(FrozenModel):
         description="Evaluate on the alpha half during the last N epochs of each stage "
         "(authors' code: `epochs - epoch < 5` over 0-based epochs, i.e. the last 4).",
     )
+    min_weight_steps: int = Field(
+        default=20,
+        ge=1,
+        description="A stage whose batch leaves fewer weight steps per epoch is refused "
+        "(`--force-batch` insists): with a handful of steps the weights barely train and the "
+        "alphas learn nothing.",
+    )
     max_skip: int | None = Field(
         default=PAPER_MAX_SKIP,
         ge=0,
@@ -281,6 +296,21 @@ class Schedule(FrozenModel):
         return validate_schedule(data, source="command-line flags")
 
 
+def with_stage_values(schedule: Schedule, name: str, values: Sequence[Any]) -> Schedule:
+    """A copy with the stage field ``name`` set from ``values``: one value for every stage,
+    or one per stage in order."""
+    count = len(schedule.stages)
+    if len(values) not in (1, count):
+        raise ConfigError(
+            f"{name}: give one value for every stage or one per stage ({count}), got {len(values)}"
+        )
+    data = schedule.model_dump()
+    per_stage = list(values) * count if len(values) == 1 else list(values)
+    for stage, value in zip(data["stages"], per_stage):
+        stage[name] = value
+    return validate_schedule(data, source="command-line flags")
+
+
 def _paper_stages(skip_dropout_rates: tuple[float, float, float]) -> tuple[StageSchedule, ...]:
     cells = (5, 11, 17)  # 5 cells plus 6 and 12 added cells (paper, section 4.1)
     ops_per_edge = (8, 5, 3)
@@ -304,7 +334,7 @@ def _quick() -> Schedule:
     A demo has a few dozen alpha steps where the paper has thousands, so the alpha learning
     rate is 5x the paper's to let them move.
     """
-    stage = {"epochs": 6, "warmup_epochs": 2, "batch_size": 48, "channels": 8}
+    stage = {"epochs": 6, "warmup_epochs": 2, "batch_size": 32, "channels": 8}
     return Schedule(
         name="quick",
         stages=(

@@ -27,6 +27,7 @@ def tiny_schedule_dict(**top: Any) -> dict[str, Any]:
         ],
         "data": {"crop_padding": 1, "horizontal_flip": False},
         "valid_last_epochs": 1,
+        "min_weight_steps": 1,  # 6 steps of 128 per epoch: fast, and refused by default
         **top,
     }
 

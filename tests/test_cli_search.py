@@ -145,7 +145,9 @@ def test_plain_output_when_not_a_terminal(finished_run: tuple[Path, str]) -> Non
 def test_existing_run_is_not_overwritten_without_force(finished_run: tuple[Path, str]) -> None:
     out, _ = finished_run
     before = (out / "genotype.json").read_text()
-    result = runner.invoke(app, ["search", "--dataset", "digits", "--out", str(out)])
+    result = runner.invoke(
+        app, ["search", "--dataset", "digits", "--force-batch", "--out", str(out)]
+    )
     assert result.exit_code != 0
     assert "already holds a run" in result.output
     assert "--force" in result.output
@@ -169,6 +171,7 @@ def test_quiet_prints_only_the_genotype(tmp_path: Path) -> None:
             [
                 'name = "tiny-toml"',
                 "valid_last_epochs = 0",
+                "min_weight_steps = 1",
                 "[data]",
                 "crop_padding = 0",
                 "[[stages]]",
@@ -197,7 +200,8 @@ def test_quiet_prints_only_the_genotype(tmp_path: Path) -> None:
         (["--dataset", "digits", "--schedule", "no-such-preset"], "unknown schedule"),
         (["--dataset", "cifar10", "--data-dir", "{tmp}"], "--download"),
         (["--dataset", "digits", "--epochs", "1"], "warmup_epochs"),
-        (["--dataset", "digits", "--out", "/proc/pdarts-run"], "cannot write"),
+        (["--dataset", "digits", "--force-batch", "--out", "/proc/pdarts-run"], "cannot write"),
+        (["--dataset", "digits"], "stage 1: batch 96 gives 8 weight steps per epoch"),
         (["--resume", "{tmp}"], "holds no pdarts run"),
     ],
 )
@@ -221,7 +225,8 @@ def test_broken_schedule_file_is_one_line(tmp_path: Path) -> None:
 
 def test_non_run_folder_is_never_emptied(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
-    result = runner.invoke(app, ["search", "-d", "digits", "-o", str(tmp_path), "--force"])
+    args = ["search", "-d", "digits", "--force-batch", "-o", str(tmp_path), "--force"]
+    result = runner.invoke(app, args)
     assert result.exit_code != 0
     assert "holds no pdarts run" in result.output
     assert (tmp_path / "precious.txt").read_text() == "keep me"
@@ -246,7 +251,9 @@ def test_ctrl_c_prints_the_resume_command(tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(pdarts_cli.search, "run_stages", _interrupt)
     out = tmp_path / "my run"
-    result = runner.invoke(app, ["search", "--dataset", "digits", "--out", str(out)])
+    result = runner.invoke(
+        app, ["search", "--dataset", "digits", "--force-batch", "--out", str(out)]
+    )
     assert result.exit_code == 130
     assert f"pdarts search --resume '{out}'" in result.output
     assert "Traceback" not in result.output
@@ -258,7 +265,66 @@ def test_ctrl_c_before_the_run_directory_exists(
     import pdarts_cli.search
 
     monkeypatch.setattr(pdarts_cli.search, "_environment", _interrupt)
-    result = runner.invoke(app, ["search", "--dataset", "digits", "--out", str(tmp_path / "r")])
+    args = ["search", "--dataset", "digits", "--force-batch", "--out", str(tmp_path / "r")]
+    result = runner.invoke(app, args)
     assert result.exit_code == 130
     assert "interrupted before the run directory was written" in result.output
     assert "--resume" not in result.output
+
+
+# Batch sizes that would wreck a search are refused (digits: 716 images in the weight half).
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (
+            "5000",
+            "stage 1: batch 5,000 is larger than the 716 images of each half of the training "
+            "set; use --batch-size 35 or less, or --force-batch to insist",
+        ),
+        (
+            "64",
+            "stage 1: batch 64 gives 12 weight steps per epoch on 716 images, fewer than 20; "
+            "use --batch-size 35 or less, or --force-batch to insist",
+        ),
+        (
+            "32,32,64",
+            "stage 3: batch 64 gives 12 weight steps per epoch",
+        ),
+    ],
+)
+def test_a_batch_that_leaves_too_few_steps_is_refused(
+    tmp_path: Path, batch: str, message: str
+) -> None:
+    out = tmp_path / "r"
+    args = ["search", "--dataset", "digits", "--schedule", "quick", "--batch-size", batch]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()  # refused before anything is written
+
+
+def test_force_batch_insists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pdarts_cli.search
+
+    monkeypatch.setattr(pdarts_cli.search, "run_stages", _interrupt)  # stop once past the check
+    args = ["search", "--dataset", "digits", "--schedule", "quick", "--batch-size", "5000"]
+    result = runner.invoke(app, [*args, "--force-batch", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 130, result.output
+    assert "weight steps" not in result.output
+    assert "--resume" in result.output  # it got as far as the run directory
+
+
+def test_the_quick_schedule_gives_every_stage_enough_steps(tmp_path: Path) -> None:
+    from pdarts_cli.data import resolve_dataset
+    from pdarts_cli.schedule import load_schedule
+    from pdarts_cli.search import data_halves
+    from pdarts_cli.search.batching import weight_steps
+    from pdarts_cli.search.progressive import SearchEnvironment
+
+    quick = resolve_for_dataset(load_schedule("quick"), "digits")
+    env = SearchEnvironment(resolve_dataset("digits"), torch.device("cpu"), None, False, "digits")  # type: ignore[arg-type]
+    halves = data_halves(quick, env)
+    assert [weight_steps(halves.weight_images, s.batch_size) for s in quick.stages] == [23] * 3

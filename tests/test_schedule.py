@@ -792,6 +792,46 @@ def test_search_alpha_order(calls: Calls) -> None:
     assert call["schedule"].model_dump(exclude={"alphas"}) == quick.model_dump(exclude={"alphas"})
 
 
+def test_search_batch_size_per_stage(calls: Calls) -> None:
+    result = search("--dataset", "digits", "--schedule", "quick", "--batch-size", "16,24,32")
+    assert result.exit_code == 0, result.output
+    (call,) = calls.runs
+    assert [s.batch_size for s in call["schedule"].stages] == [16, 24, 32]
+    assert call["options"].auto_batch_size is False
+
+
+def test_search_one_batch_size_for_every_stage(calls: Calls) -> None:
+    result = search("--dataset", "digits", "--schedule", "quick", "--batch-size", "24")
+    assert result.exit_code == 0, result.output
+    (call,) = calls.runs
+    assert [s.batch_size for s in call["schedule"].stages] == [24, 24, 24]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("16,32", "batch_size: give one value for every stage or one per stage (3), got 2"),
+        ("16,x", "--batch-size takes a number, one per stage (16,32,32), auto or auto-max"),
+        ("0", "--batch-size: batch sizes are at least 1"),
+    ],
+)
+def test_search_bad_batch_sizes_are_one_line(calls: Calls, value: str, message: str) -> None:
+    result = search("--dataset", "digits", "--schedule", "quick", "--batch-size", value)
+    line = assert_one_line_error(result)
+    assert message in line
+    assert calls.runs == []
+
+
+@pytest.mark.parametrize(("value", "raise_batch"), [("auto", False), ("auto-max", True)])
+def test_search_auto_batch_modes(calls: Calls, value: str, raise_batch: bool) -> None:
+    result = search("--dataset", "digits", "--schedule", "quick", "--batch-size", value)
+    assert result.exit_code == 0, result.output
+    (call,) = calls.runs
+    assert call["options"].auto_batch_size is True
+    assert call["options"].raise_batch is raise_batch
+    assert call["schedule"] == PRESETS["quick"]()
+
+
 def test_search_resume(calls: Calls, tmp_path: Path) -> None:
     result = search("--resume", str(tmp_path / "old"), "--device", "cpu")
     assert result.exit_code == 0, result.output

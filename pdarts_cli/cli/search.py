@@ -12,7 +12,7 @@ from rich.console import Console
 
 from pdarts_cli.cli._errors import fail, interrupted, user_errors
 from pdarts_cli.cli._options import Device, data_dir_option, device_option, download_option
-from pdarts_cli.schedule import load_schedule, preset_for_dataset
+from pdarts_cli.schedule import load_schedule, preset_for_dataset, with_stage_values
 
 if TYPE_CHECKING:
     from pdarts_cli.search import SearchResult
@@ -23,11 +23,20 @@ class AlphaOrder(str, Enum):
     second = "second"
 
 
-def _batch_number(text: str) -> int:
+AUTO_BATCH_MODES = ("auto", "auto-max")
+
+
+def _batch_sizes(text: str) -> list[int]:
+    """``96`` -> [96]; ``16,32,32`` -> one batch size per stage."""
     try:
-        return int(text)
+        sizes = [int(part) for part in text.split(",")]
     except ValueError:
-        raise fail(f"--batch-size takes a number or auto, got {text!r}") from None
+        raise fail(
+            f"--batch-size takes a number, one per stage (16,32,32), auto or auto-max, got {text!r}"
+        ) from None
+    if any(size < 1 for size in sizes):
+        raise fail(f"--batch-size: batch sizes are at least 1, got {text!r}")
+    return sizes
 
 
 def _default_out() -> Path:
@@ -47,6 +56,7 @@ RESUME_CONFLICTS = (
     "image_size",
     "download",
     "force",
+    "force_batch",
 )
 
 
@@ -89,15 +99,29 @@ def search(
         str | None,
         typer.Option(
             "--batch-size",
-            metavar="N|auto",
-            help="Batch size of every stage, or auto: before each stage, the largest that fits "
-            "the memory budget (as pdarts profile-memory measures it); recorded in schedule.json.",
+            metavar="N|N,N,..|auto|auto-max",
+            help="Batch size of every stage, or one per stage (16,32,32). auto: before each "
+            "stage, the largest batch that fits the memory budget (as pdarts profile-memory "
+            "measures it) and does not exceed the schedule's; auto-max: the largest that fits, "
+            "above the schedule's too, with the learning rates scaled linearly. Recorded in "
+            "schedule.json. A batch that leaves a stage fewer than 20 weight steps per epoch is "
+            "refused.",
         ),
     ] = None,
+    force_batch: Annotated[
+        bool,
+        typer.Option(
+            "--force-batch",
+            help="Run a batch size even when it leaves a stage fewer than the schedule's "
+            "min_weight_steps (20) weight steps per epoch.",
+        ),
+    ] = False,
     memory_budget: Annotated[
         str | None,
         typer.Option(
-            "--memory-budget", help="With --batch-size auto, e.g. 16GiB (default: the device's)."
+            "--memory-budget",
+            help="With --batch-size auto or auto-max, e.g. 16GiB (default: the device's memory "
+            "less 10%).",
         ),
     ] = None,
     channels: Annotated[
@@ -148,6 +172,7 @@ def search(
             "image_size": image_size,
             "download": download or None,
             "force": force or None,
+            "force_batch": force_batch or None,
         }
         clashing = [name for name in RESUME_CONFLICTS if given[name] is not None]
         if clashing:
@@ -162,15 +187,16 @@ def search(
     else:
         if dataset is None:
             raise fail("give --dataset (for example --dataset digits), or --resume RUN_DIR")
-        auto_batch = batch_size is not None and batch_size.strip().lower() == "auto"
-        fixed_batch = None if batch_size is None or auto_batch else _batch_number(batch_size)
+        mode = batch_size.strip().lower() if batch_size is not None else None
+        auto_batch = mode in AUTO_BATCH_MODES
         resolved = load_schedule(schedule or preset_for_dataset(dataset)).with_overrides(
             epochs=epochs,
             warmup_epochs=warmup_epochs,
-            batch_size=fixed_batch,
             channels=channels,
             seed=seed,
         )
+        if batch_size is not None and not auto_batch:
+            resolved = with_stage_values(resolved, "batch_size", _batch_sizes(batch_size))
         if alpha_order is not None:
             resolved = resolved.with_overrides(
                 alphas={**resolved.alphas.model_dump(), "order": alpha_order.value}
@@ -180,6 +206,8 @@ def search(
         budget = parse_size(memory_budget) if memory_budget is not None else None
         options = SearchOptions(
             auto_batch_size=auto_batch,
+            raise_batch=mode == "auto-max",
+            force_batch=force_batch,
             memory_budget_bytes=budget,
             dataset=dataset,
             data_dir=data_dir,

@@ -10,6 +10,7 @@ folders and most ``.npz`` files are sorted by class).
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -46,11 +47,12 @@ def split_indices(n: int, train_portion: float) -> tuple[torch.Tensor, torch.Ten
 
 
 def _first_part_size(count: int, portion: float) -> int:
-    """How many of a class's ``count`` samples go to the first part: the rounded share, but
-    at least one on each side whenever the class has two samples or more."""
+    """How many of a class's ``count`` samples go to the first part: ``floor(portion * count)``
+    as the contiguous split takes of the whole set, but at least one on each side whenever the
+    class has two samples or more."""
     if count < 2:
         return count
-    return min(max(round(portion * count), 1), count - 1)
+    return min(max(math.floor(portion * count), 1), count - 1)
 
 
 def stratified_split_indices(
@@ -59,7 +61,7 @@ def stratified_split_indices(
     """Per class, a seeded shuffle cut at ``portion``: (first part, rest), each sorted.
 
     Every class with at least two samples is in both parts, in the ``portion`` proportion
-    (rounded per class). The same labels and seed give the same split on every machine
+    (floored per class). The same labels and seed give the same split on every machine
     (numpy's PCG64, independent of torch's generators).
     """
     if not 0.0 < portion < 1.0:

@@ -187,7 +187,10 @@ def _build_stage(
         weights, lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay
     )
     alpha_optimizer = torch.optim.Adam(
-        network.arch_parameters(), lr=a.lr, betas=a.betas, weight_decay=a.weight_decay
+        network.arch_parameters(),
+        lr=a.lr * config.lr_scale,
+        betas=a.betas,
+        weight_decay=a.weight_decay,
     )
     scalers = None
     if env.precision.needs_scaler:
@@ -493,7 +496,8 @@ def _run_stage(
     history = []
     for epoch in range(first_epoch, config.epochs):
         started = time.perf_counter()
-        lr = cosine_lr(schedule.weights.lr, schedule.weights.lr_min, epoch, config.epochs)
+        w, scale = schedule.weights, config.lr_scale
+        lr = cosine_lr(w.lr * scale, w.lr_min * scale, epoch, config.epochs)
         for group in stage.weight_optimizer.param_groups:
             group["lr"] = lr
         p = skip_dropout_p(
