@@ -10,15 +10,17 @@ size: peak = intercept + slope * batch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -27,6 +29,7 @@ from pdarts_cli.schedule import Schedule
 
 SAFETY_MARGIN = 0.10  # share of the device's memory left free by the default budget
 MAX_RECOMMENDED_BATCH = 8192  # when the fitted slope is ~0, the fit says little beyond this
+RANKING_INPUT_SHAPE = (2, 8, 16, 16)  # batch, channels, height, width: enough to rank, in ms
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 _UNITS = {
     "": 1, "b": 1,
@@ -66,6 +69,22 @@ def mib(size: float) -> float:
     return size / 2**20
 
 
+EdgeOps = tuple[tuple[str, ...], ...]  # per edge of one cell type, its candidate op names
+CandidateSource = Literal["all", "survivors", "upper bound"]
+
+
+@dataclass(frozen=True)
+class StageCandidates:
+    """The candidate ops a profiled stage holds on each edge, and where they come from: every
+    candidate (a first stage), the survivors of the previous stage (known during a search), or
+    the ``ops_per_edge`` most memory-hungry candidates on every edge (an upper bound)."""
+
+    source: CandidateSource
+    normal: EdgeOps
+    reduce: EdgeOps
+    ops: tuple[str, ...]  # every op the stage holds, in the schedule's canonical order
+
+
 @dataclass(frozen=True)
 class Measurement:
     batch_size: int
@@ -89,6 +108,7 @@ class StageProfile:
     intercept_bytes: float
     recommended_batch: int | None
     confirmation: Measurement | None
+    candidates: StageCandidates
 
     def predict(self, batch_size: int) -> float:
         return self.intercept_bytes + self.slope_bytes * batch_size
@@ -110,25 +130,108 @@ class MemoryProfile:
             "metric": self.metric,
             "budget_bytes": self.budget_bytes,
             "checkpoint_cells": self.checkpoint_cells,
-            "stages": [
-                {
-                    "stage": s.stage,
-                    "cells": s.cells,
-                    "ops_per_edge": s.ops_per_edge,
-                    "channels": s.channels,
-                    "idle_bytes": s.idle_bytes,
-                    "slope_bytes_per_image": s.slope_bytes,
-                    "intercept_bytes": s.intercept_bytes,
-                    "measurements": [dataclasses.asdict(m) for m in s.measurements],
-                    "recommended_batch": s.recommended_batch,
-                    "predicted_bytes": (
-                        s.predict(s.recommended_batch) if s.recommended_batch else None
-                    ),
-                    "confirmation": dataclasses.asdict(s.confirmation) if s.confirmation else None,
-                }
-                for s in self.stages
-            ],
+            "stages": [_stage_dict(s) for s in self.stages],
         }
+
+
+def _stage_dict(stage: StageProfile) -> dict[str, Any]:
+    """One stage of the JSON report. ``candidates`` says which ops were profiled and ``ops``
+    names them; survivors, which differ from edge to edge, are also listed per edge."""
+    held = stage.candidates
+    per_edge = {"normal": [list(e) for e in held.normal], "reduce": [list(e) for e in held.reduce]}
+    recommended = stage.recommended_batch
+    return {
+        "stage": stage.stage,
+        "cells": stage.cells,
+        "ops_per_edge": stage.ops_per_edge,
+        "channels": stage.channels,
+        "candidates": held.source,
+        "ops": list(held.ops),
+        **(per_edge if held.source == "survivors" else {}),
+        "idle_bytes": stage.idle_bytes,
+        "slope_bytes_per_image": stage.slope_bytes,
+        "intercept_bytes": stage.intercept_bytes,
+        "measurements": [dataclasses.asdict(m) for m in stage.measurements],
+        "recommended_batch": recommended,
+        "predicted_bytes": stage.predict(recommended) if recommended else None,
+        "confirmation": dataclasses.asdict(stage.confirmation) if stage.confirmation else None,
+    }
+
+
+def saved_activation_bytes(name: str, stride: int) -> int:
+    """Bytes of the tensors autograd saves for the backward pass in one forward of op ``name``,
+    built as a search edge holds it (pools followed by their BatchNorm), on a small input.
+
+    These saved activations are what a candidate adds to a search step's peak. Each storage
+    counts once; the input (shared by every candidate of the edge) and the op's parameters and
+    buffers (no activations) do not count. Sizes do not depend on the values; the caller's
+    random state is left as it was.
+    """
+    import torch
+
+    from pdarts_cli.registry import op_registry
+    from pdarts_cli.search.supernet import build_candidate
+
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        channels = RANKING_INPUT_SHAPE[1]
+        op = build_candidate(name, op_registry().get(name), channels, stride).train()
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(RANKING_INPUT_SHAPE, generator=generator, requires_grad=True)
+        not_activations = {t.untyped_storage().data_ptr() for t in (x, *op.state_dict().values())}
+        saved: dict[int, int] = {}
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in not_activations:
+                saved[storage.data_ptr()] = storage.nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            out = op(x)
+        del out
+    return sum(saved.values())
+
+
+@functools.cache
+def memory_ranking(ops: tuple[str, ...]) -> tuple[str, ...]:
+    """``ops`` from the most memory-hungry to the least: by the activations each saves at
+    stride 1 plus those at stride 2 (normal and reduction edges). Ties keep the order of
+    ``ops``; measured, not listed, so that plugin ops rank too."""
+    saved_bytes = {
+        name: sum(saved_activation_bytes(name, stride) for stride in (1, 2)) for name in ops
+    }
+    return tuple(sorted(ops, key=lambda name: -saved_bytes[name]))
+
+
+def _canonical(schedule: Schedule, names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` once each, in the order of ``schedule.candidate_ops`` (others after, sorted)."""
+    wanted = set(names)
+    known = [op for op in schedule.candidate_ops if op in wanted]
+    return (*known, *sorted(wanted.difference(known)))
+
+
+def stage_candidates(
+    schedule: Schedule, index: int, normal: EdgeOps | None = None, reduce: EdgeOps | None = None
+) -> StageCandidates:
+    """What stage ``index`` (0-based) is profiled with: ``normal`` and ``reduce`` when given
+    (a search's survivors); otherwise every candidate when the stage holds them all, else
+    the ``ops_per_edge`` most memory-hungry candidates on every edge, an upper bound."""
+    if (normal is None) != (reduce is None):
+        raise ValueError("give both the normal and the reduce candidates, or neither")
+    every = tuple(tuple(schedule.candidate_ops) for _ in range(schedule.edges_per_cell))
+    keep = schedule.stages[index].ops_per_edge
+    source: CandidateSource
+    if normal is not None and reduce is not None:
+        normal, reduce = tuple(map(tuple, normal)), tuple(map(tuple, reduce))
+        source = "all" if normal == every and reduce == every else "survivors"
+    elif keep == len(schedule.candidate_ops):
+        source, normal, reduce = "all", every, every
+    else:
+        hungriest = _canonical(schedule, memory_ranking(schedule.candidate_ops)[:keep])
+        source = "upper bound"
+        normal = reduce = tuple(hungriest for _ in range(schedule.edges_per_cell))
+    ops = _canonical(schedule, (op for cell in (normal, reduce) for edge in cell for op in edge))
+    return StageCandidates(source, normal, reduce, ops)
 
 
 def _probe(request: dict[str, Any], cuda: bool) -> Measurement:
@@ -197,6 +300,7 @@ def _request(
     data_dir: Path | None,
     device: str,
     idle: bool,
+    candidates: StageCandidates,
 ) -> dict[str, Any]:
     return {
         "schedule": schedule.model_dump(mode="json"),
@@ -206,6 +310,8 @@ def _request(
         "data_dir": str(data_dir) if data_dir else None,
         "device": device,
         "idle": idle,
+        "normal": [list(edge) for edge in candidates.normal],
+        "reduce": [list(edge) for edge in candidates.reduce],
     }
 
 
@@ -219,12 +325,19 @@ def profile_stage(
     data_dir: Path | None = None,
     cuda: bool = False,
     confirm: bool = True,
+    normal: EdgeOps | None = None,
+    reduce: EdgeOps | None = None,
 ) -> StageProfile:
-    """Measure one stage (0-based ``index``) at each batch size, fit, recommend, confirm."""
+    """Measure one stage (0-based ``index``) at each batch size, fit, recommend, confirm.
+
+    ``normal`` and ``reduce``: the per-edge candidates the stage will hold (a search knows
+    them); without them, see ``stage_candidates``.
+    """
     config = schedule.stages[index]
+    candidates = stage_candidates(schedule, index, normal, reduce)
 
     def probe(batch: int, idle: bool = False) -> Measurement:
-        request = _request(schedule, index, batch, dataset, data_dir, device, idle)
+        request = _request(schedule, index, batch, dataset, data_dir, device, idle, candidates)
         return _probe(request, cuda)
 
     measurements = [probe(b) for b in batch_sizes]
@@ -258,6 +371,7 @@ def profile_stage(
         intercept_bytes=intercept,
         recommended_batch=recommended,
         confirmation=confirmation,
+        candidates=candidates,
     )
 
 

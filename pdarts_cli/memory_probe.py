@@ -1,8 +1,9 @@
 """One memory measurement, run as ``python -m pdarts_cli.memory_probe REQUEST_JSON`` in a fresh
 process so that its peak is its own. Prints one JSON object.
 
-The request names a schedule (as a dict), a 0-based stage, a batch size, the data and the
-device; ``idle`` stops after torch is imported and the data built.
+The request names a schedule (as a dict), a 0-based stage, the candidate ops of each edge of
+its normal and reduction cells (``normal``, ``reduce``: lists of lists of names), a batch size,
+the data and the device; ``idle`` stops after torch is imported and the data built.
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ from __future__ import annotations
 import json
 import resource
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pdarts_cli.schedule import Schedule
+    from pdarts_cli.search.supernet import CellCandidates
 
 SYNTHETIC_SHAPE = (3, 32, 32)  # CIFAR-sized images when no dataset is named
 SYNTHETIC_CLASSES = 10
@@ -34,24 +39,33 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
+def requested_candidates(
+    request: dict[str, Any], schedule: Schedule
+) -> tuple[CellCandidates, CellCandidates]:
+    """The normal and reduce candidates the request names, one tuple of names per edge."""
+    cells = []
+    for key in ("normal", "reduce"):
+        edges = tuple(tuple(str(op) for op in edge) for edge in request[key])
+        if len(edges) != schedule.edges_per_cell:
+            raise ValueError(
+                f"{key}: {len(edges)} edges of candidates, a cell has {schedule.edges_per_cell}"
+            )
+        cells.append(edges)
+    return cells[0], cells[1]
+
+
 def measure(request: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from pdarts_cli.data import (
-        DatasetInfo,
-        ImageDataset,
-        ImageTensors,
-        resolve_dataset,
-        split_indices,
-    )
+    from pdarts_cli.data import DatasetInfo, ImageDataset, ImageTensors, resolve_dataset
     from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
     from pdarts_cli.schedule import validate_schedule
     from pdarts_cli.search.progressive import (
         SearchEnvironment,
-        _all_candidates,
         _build_stage,
         _stage_batches,
         search_step,
+        weight_alpha_split,
     )
 
     schedule = validate_schedule(request["schedule"], "profile request")
@@ -82,17 +96,14 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     batches = _stage_batches(schedule, config, env)
     batch = next(iter(batches.weights.epoch(0)))
     alpha_batch = next(iter(batches.alphas.epoch(1)))
-    train_images = len(data.train)  # type: ignore[arg-type]  # map-style datasets are sized
-    weight_half = split_indices(train_images, schedule.data.train_portion)[0]
+    weight_half = weight_alpha_split(schedule, data, env.dataset)[0]
     result: dict[str, Any] = {
         "batch_size": int(batch[1].numel()),
         "images_per_half": None if request["dataset"] is None else int(weight_half.numel()),
     }
     if not request["idle"]:
-        # The stage's candidate count per edge, as the approximation leaves it: the first
-        # ops_per_edge candidates (which ops barely changes the memory; how many does).
-        candidates = tuple(edge[: config.ops_per_edge] for edge in _all_candidates(schedule))
-        stage = _build_stage(schedule, index, candidates, candidates, env)
+        normal, reduce = requested_candidates(request, schedule)
+        stage = _build_stage(schedule, index, normal, reduce, env)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         for _ in range(ITERATIONS):

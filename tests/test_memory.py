@@ -1,4 +1,5 @@
-"""profile-memory: sizes as people write them, the affine fit, and predictions that hold."""
+"""profile-memory: sizes as people write them, the affine fit, the candidates a stage is
+profiled with, and predictions that hold."""
 
 from __future__ import annotations
 
@@ -12,21 +13,37 @@ import pytest
 import torch
 from clihelpers import assert_one_error_line
 from conftest import tiny_schedule_dict
+from rich.console import Console
+from torch import nn
 from typer.testing import CliRunner
 
+from pdarts_cli import memory
 from pdarts_cli.cli.app import app
+from pdarts_cli.cli.profile_memory import memory_report
+from pdarts_cli.data import resolve_dataset
+from pdarts_cli.device import Precision
 from pdarts_cli.errors import PdartsError
 from pdarts_cli.memory import (
     MAX_RECOMMENDED_BATCH,
+    EdgeOps,
+    Measurement,
+    MemoryProfile,
+    StageProfile,
     _probe,
     _request,
     fit_affine,
+    memory_ranking,
     parse_batch_sizes,
     parse_size,
     profile_stage,
     recommend,
+    stage_candidates,
 )
-from pdarts_cli.schedule import Schedule, schedule_json, validate_schedule
+from pdarts_cli.registry import op_registry
+from pdarts_cli.schedule import DARTS_OPS, Schedule, load_schedule, schedule_json, validate_schedule
+from pdarts_cli.search import SearchOptions, _batch_chooser
+from pdarts_cli.search.events import SearchObserver
+from pdarts_cli.search.progressive import SearchEnvironment, read_resume_point
 
 runner = CliRunner()
 GiB, MiB = 2**30, 2**20
@@ -86,7 +103,8 @@ def profiled() -> tuple[Schedule, object]:
 @pytest.mark.slow
 def test_prediction_outside_the_measured_batches_is_within_10_percent(profiled: tuple) -> None:
     schedule, profile = profiled
-    measured = _probe(_request(schedule, 0, 96, "digits", None, "cpu", False), cuda=False)
+    every = stage_candidates(schedule, 0)
+    measured = _probe(_request(schedule, 0, 96, "digits", None, "cpu", False, every), cuda=False)
     assert measured.peak_bytes is not None
     assert abs(profile.predict(96) - measured.peak_bytes) <= 0.10 * measured.peak_bytes
     assert profile.slope_bytes > 0
@@ -139,7 +157,8 @@ def test_cell_checkpointing_lowers_the_measured_peak() -> None:
     at = 256
 
     def peak(schedule: Schedule) -> int:
-        m = _probe(_request(schedule, 0, at, "digits", None, "cpu", False), cuda=False)
+        every = stage_candidates(schedule, 0)
+        m = _probe(_request(schedule, 0, at, "digits", None, "cpu", False, every), cuda=False)
         assert m.peak_bytes is not None
         return m.peak_bytes
 
@@ -207,6 +226,8 @@ def test_cli_json_report(tmp_path: Path) -> None:
     assert [m["batch_size"] for m in stage["measurements"]] == [16, 64]
     assert stage["recommended_batch"] >= 64
     assert stage["confirmation"]["peak_bytes"] > 0
+    assert stage["candidates"] == "all"
+    assert stage["ops"] == list(DARTS_OPS)
 
 
 @pytest.mark.parametrize(
@@ -282,4 +303,212 @@ def test_search_batch_size_auto_records_its_choice(tmp_path: Path) -> None:
 def test_search_batch_size_must_be_a_number_or_auto() -> None:
     result = runner.invoke(app, ["search", "-d", "digits", "--batch-size", "lots"])
     line = assert_one_error_line(result)
-    assert "--batch-size takes a number or auto" in line
+    assert "--batch-size takes a number" in line
+    assert "auto" in line
+
+
+# ---------------------------------------------------------------------------------------------
+# Which candidates a stage is profiled with: its survivors during a search, else an upper bound.
+
+CONVOLUTIONS = {"sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}
+LATER_OPS = ("none", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3")
+
+
+def three_stages(batch_size: int = 64) -> Schedule:
+    """Three stages whose later ones hold a convolution on every edge: three of the four
+    candidates are convolutions, so any two that an edge keeps include one. The last stage has
+    four times the channels, so that it holds the search's peak. Two-node cells and one joint
+    epoch per stage, without validation, keep the real search to seconds."""
+    stage = {"epochs": 1, "warmup_epochs": 0, "batch_size": batch_size, "channels": 4}
+    data = tiny_schedule_dict(candidate_ops=list(LATER_OPS), steps=2, valid_last_epochs=0)
+    data["stages"] = [
+        {"cells": 3, "ops_per_edge": 4, "skip_dropout_rate": 0.0, **stage},
+        {"cells": 4, "ops_per_edge": 3, "skip_dropout_rate": 0.0, **stage},
+        {"cells": 5, "ops_per_edge": 2, "skip_dropout_rate": 0.0, **stage, "channels": 16},
+    ]
+    return validate_schedule(data, "three stages")
+
+
+def survivors(schedule: Schedule, shift: int) -> EdgeOps:
+    """Per edge, a different pair of the candidates, as a search's survivors look."""
+    ops = schedule.candidate_ops
+    pairs = [(ops[i], ops[j]) for i in range(len(ops)) for j in range(i + 1, len(ops))]
+    return tuple(pairs[(edge + shift) % len(pairs)] for edge in range(schedule.edges_per_cell))
+
+
+def test_the_ranking_puts_convolutions_above_none_pools_and_skip() -> None:
+    ranking = memory_ranking(DARTS_OPS)
+    assert sorted(ranking) == sorted(DARTS_OPS)
+    assert set(ranking[:4]) == CONVOLUTIONS
+    assert ranking[-1] == "none"
+    # two stacked blocks save twice what one saves; equal figures keep the canonical order
+    assert ranking[:2] == ("sep_conv_3x3", "sep_conv_5x5")
+    memory_ranking.cache_clear()
+    assert memory_ranking(tuple(reversed(DARTS_OPS)))[:2] == ("sep_conv_5x5", "sep_conv_3x3")
+    assert memory_ranking(DARTS_OPS) == ranking
+
+
+def hog(channels: int, stride: int, affine: bool) -> nn.Module:
+    """Eight ReLU-convolution pairs: saves more than any DARTS op."""
+    layers = [nn.Conv2d(channels, channels, 3, stride, 1)]
+    for _ in range(8):
+        layers += [nn.ReLU(), nn.Conv2d(channels, channels, 3, 1, 1)]
+    return nn.Sequential(*layers)
+
+
+def test_the_ranking_measures_plugin_ops_too() -> None:
+    op_registry().register("hog", hog)
+    try:
+        assert memory_ranking(("none", *DARTS_OPS[1:], "hog"))[0] == "hog"
+    finally:
+        op_registry().unregister("hog")
+
+
+def test_without_survivors_later_stages_hold_the_hungriest_candidates() -> None:
+    schedule = three_stages()
+    every = tuple(LATER_OPS for _ in range(schedule.edges_per_cell))
+    first = stage_candidates(schedule, 0)
+    assert (first.source, first.normal, first.reduce, first.ops) == ("all", every, every, LATER_OPS)
+    last = stage_candidates(schedule, 2)
+    assert last.source == "upper bound"
+    assert last.ops == ("sep_conv_3x3", "sep_conv_5x5")
+    assert set(last.normal) == set(last.reduce) == {last.ops}
+    normal, reduce = survivors(schedule, 0), survivors(schedule, 1)
+    given = stage_candidates(schedule, 2, normal, reduce)
+    assert (given.source, given.normal, given.reduce, given.ops) == (
+        "survivors",
+        normal,
+        reduce,
+        LATER_OPS,
+    )
+    assert stage_candidates(schedule, 1, every, every).source == "all"
+    with pytest.raises(ValueError, match="neither"):
+        stage_candidates(schedule, 2, normal)
+
+
+def test_batch_size_auto_profiles_a_stage_with_its_survivors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    requests: list[dict[str, object]] = []
+
+    def probe(request: dict[str, object], cuda: bool) -> Measurement:
+        requests.append(request)
+        batch = int(request["batch_size"])  # type: ignore[call-overload]
+        return Measurement(batch, (500 + batch) * MiB, (500 + batch) * MiB, images_per_half=700)
+
+    monkeypatch.setattr(memory, "_probe", probe)
+    cpu = torch.device("cpu")
+    env = SearchEnvironment(resolve_dataset("digits"), cpu, Precision("cpu", None), False, "digits")
+    options = SearchOptions(dataset="digits", auto_batch_size=True, memory_budget_bytes=GiB)
+    choose = _batch_chooser(options, env, tmp_path, SearchObserver())
+    assert choose is not None
+    schedule = three_stages()
+    normal, reduce = survivors(schedule, 0), survivors(schedule, 3)
+    chosen = choose(schedule, 2, normal, reduce)
+    assert len(requests) == 3  # two batch sizes and the idle child
+    for request in requests:
+        assert request["stage"] == 2
+        assert request["normal"] == [list(edge) for edge in normal]
+        assert request["reduce"] == [list(edge) for edge in reduce]
+    batch = chosen.stages[2].batch_size
+    assert batch in (523, 524)  # 1 GiB = 500 MiB + 524 images x 1 MiB, less the fit's rounding
+    recorded = json.loads((tmp_path / "schedule.json").read_text())
+    assert recorded["stages"][2]["batch_size"] == batch
+
+
+def fake_profile(budget_bytes: int, peak_bytes: int, sizes: list[int]) -> MemoryProfile:
+    schedule = load_schedule("paper-cifar10")
+    stages = []
+    for index, config in enumerate(schedule.stages):
+        runs = tuple(Measurement(b, peak_bytes * b // sizes[-1]) for b in sizes)
+        stages.append(
+            StageProfile(
+                stage=index + 1,
+                cells=config.cells,
+                ops_per_edge=config.ops_per_edge,
+                channels=config.channels,
+                measurements=runs,
+                idle_bytes=700 * MiB,
+                slope_bytes=peak_bytes / sizes[-1],
+                intercept_bytes=0.0,
+                recommended_batch=1234,
+                confirmation=Measurement(1234, int(0.98 * budget_bytes)),
+                candidates=stage_candidates(schedule, index),
+            )
+        )
+    device, metric = "cuda:0", "torch.cuda.max_memory_reserved"
+    return MemoryProfile(schedule.name, device, metric, budget_bytes, True, tuple(stages))
+
+
+@pytest.mark.parametrize(
+    ("budget_bytes", "peak_bytes"), [(9 * GiB, 12 * GiB), (130 * GiB, 140 * GiB)]
+)
+def test_the_table_fits_80_columns_and_says_which_candidates(
+    budget_bytes: int, peak_bytes: int
+) -> None:
+    console = Console(width=80, record=True, color_system=None, highlight=False)
+    console.print(memory_report(fake_profile(budget_bytes, peak_bytes, [16, 32, 64])))
+    text = console.export_text()
+    assert "…" not in text
+    assert max(map(len, text.splitlines())) <= 80
+    assert "*" in text  # the largest batch is over the budget
+    assert "stage 1: all 8 candidates on every edge" in text
+    assert "stages 2-3: the k most memory-hungry candidates on every edge (upper bound)" in text
+    assert "  3: sep_conv_3x3, sep_conv_5x5, dil_conv_3x3\n" in text
+
+
+def test_the_json_report_names_the_candidates() -> None:
+    report = fake_profile(GiB, GiB, [16, 32]).to_dict()
+    first, second, _ = report["stages"]
+    assert (first["candidates"], first["ops"]) == ("all", list(DARTS_OPS))
+    assert second["candidates"] == "upper bound"
+    assert set(second["ops"]) == CONVOLUTIONS | {"max_pool_3x3"}
+    assert "normal" not in second  # the same ops on every edge: ``ops`` says it all
+
+
+# The search runs in a child, through the library, and reports its own peak resident memory.
+LIBRARY_SEARCH_PEAK = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from pdarts_cli.memory_probe import peak_rss_bytes
+    from pdarts_cli.schedule import read_schedule_file
+    from pdarts_cli.search import SearchOptions, run_search
+    schedule = read_schedule_file(Path(sys.argv[1]))
+    run_search(schedule, SearchOptions(dataset="digits", device="cpu"), sys.argv[2])
+    print(peak_rss_bytes())
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_three_stage_search_peaks_within_15_percent_of_its_last_stage_profiled_with_survivors(
+    tmp_path: Path,
+) -> None:
+    at = 256
+    schedule = three_stages(at)
+    schedule_file, run = tmp_path / "three.json", tmp_path / "run"
+    schedule_file.write_text(schedule_json(schedule))
+    done = subprocess.run(
+        [sys.executable, "-c", LIBRARY_SEARCH_PEAK, str(schedule_file), str(run)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    peak = int(done.stdout.strip())
+    held = read_resume_point(run)  # the complete run's checkpoint: the last stage's candidates
+    assert held is not None
+    assert all(CONVOLUTIONS & set(edge) for edge in held.normal + held.reduce)
+    profile = profile_stage(
+        schedule,
+        2,
+        [32, 96],
+        64 * GiB,
+        device="cpu",
+        dataset="digits",
+        confirm=False,
+        normal=held.normal,
+        reduce=held.reduce,
+    )
+    assert profile.candidates.source == "survivors"
+    assert abs(profile.predict(at) - peak) <= 0.15 * peak

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from pdarts_cli.cli._errors import user_errors
-from pdarts_cli.cli.search import Device
+from pdarts_cli.cli._options import Device
+
+if TYPE_CHECKING:
+    from pdarts_cli.memory import Measurement, MemoryProfile, StageProfile
 
 
 @user_errors
@@ -41,8 +48,10 @@ def profile_memory(
 ) -> None:
     """Measure, in fresh child processes, the peak memory of one search iteration (alpha step
     and weight step) of every stage at several batch sizes; fit memory = a + b * batch and
-    recommend the largest batch that fits the budget, measured again to confirm."""
-    from pdarts_cli.memory import mib, parse_batch_sizes, parse_size
+    recommend the largest batch that fits the budget, measured again to confirm. Which ops
+    survive is known only during a search, so later stages hold the k most memory-hungry
+    candidates on every edge (k: the stage's ops per edge), an upper bound."""
+    from pdarts_cli.memory import parse_batch_sizes, parse_size
     from pdarts_cli.memory import profile_memory as profile
     from pdarts_cli.schedule import load_schedule
 
@@ -55,42 +64,115 @@ def profile_memory(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
-    console = Console(highlight=False)
+    Console(highlight=False).print(memory_report(result))
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """How the table writes sizes: MiB, or GiB to one decimal once figures reach tens of GiB
+    (six-digit MiB figures would not fit 80 columns)."""
+
+    name: str
+    size_bytes: int
+    decimals: int
+
+    @classmethod
+    def for_figures(cls, largest_bytes: float) -> _Unit:
+        return cls("GiB", 2**30, 1) if largest_bytes >= 10 * 2**30 else cls("MiB", 2**20, 0)
+
+    def __call__(self, size_bytes: float) -> str:
+        return f"{size_bytes / self.size_bytes:,.{self.decimals}f}"
+
+
+def memory_report(result: MemoryProfile) -> Group:
+    """The table, then what an asterisk means (when one is shown) and which candidates each
+    stage was profiled with."""
+    runs = [m for stage in result.stages for m in stage.measurements]
+    over = any(m.peak_bytes is not None and m.peak_bytes > result.budget_bytes for m in runs)
+    notes = [*(["* over the budget"] if over else []), *_candidates_notes(result.stages)]
+    return Group(memory_table(result), Text("\n".join(notes)))
+
+
+def memory_table(result: MemoryProfile) -> Table:
+    """The profile as a table that fits 80 columns (up to four or five batch sizes)."""
+    unit = _Unit.for_figures(max(_figures_bytes(result)))
     title = (
-        f"{result.schedule} on {result.device}: {result.metric} in MiB "
-        f"(budget {mib(result.budget_bytes):,.0f} MiB"
+        f"{result.schedule} on {result.device}: {result.metric} in {unit.name} "
+        f"(budget {unit(result.budget_bytes)} {unit.name}"
         f"{', cells checkpointed' if result.checkpoint_cells else ''})"
     )
-    table = Table(title=title)
-    table.add_column("stage", justify="right")
-    table.add_column("cells/ops", justify="right")
-    for size in sizes:
-        table.add_column(f"batch {size}", justify="right")
-    table.add_column("idle", justify="right")
-    table.add_column("MiB/img", justify="right")
-    table.add_column("best batch", justify="right")
-    table.add_column("pred/meas", justify="right")
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    sizes = [m.batch_size for m in result.stages[0].measurements] if result.stages else []
+    headers = ["stage", "cells\n/ops", *(f"batch\n{b}" for b in sizes), "idle", "MiB\n/img"]
+    for header in [*headers, "best\nbatch", "pred\n/meas"]:
+        table.add_column(header, justify="right", no_wrap=True)
     for stage in result.stages:
-        cells = []
-        for m in stage.measurements:
-            if m.peak_bytes is None:
-                cells.append("[red]OOM[/]")
-                continue
-            fits = m.peak_bytes <= result.budget_bytes
-            cells.append(f"{mib(m.peak_bytes):,.0f} {'[green]fits[/]' if fits else '[red]no[/]'}")
-        check = "-"
-        if stage.recommended_batch and stage.confirmation and stage.confirmation.peak_bytes:
-            check = (
-                f"{mib(stage.predict(stage.recommended_batch)):,.0f}/"
-                f"{mib(stage.confirmation.peak_bytes):,.0f}"
-            )
         table.add_row(
             str(stage.stage),
             f"{stage.cells}/{stage.ops_per_edge}",
-            *cells,
-            f"{mib(stage.idle_bytes):,.0f}",
-            f"{mib(stage.slope_bytes):.2f}",
+            *(_peak_cell(m, result.budget_bytes, unit) for m in stage.measurements),
+            unit(stage.idle_bytes),
+            f"{stage.slope_bytes / 2**20:.2f}",
             str(stage.recommended_batch),
-            check,
+            _check_cell(stage, unit),
         )
-    console.print(table)
+    return table
+
+
+def _figures_bytes(result: MemoryProfile) -> list[float]:
+    """Every size the table shows."""
+    figures: list[float] = [result.budget_bytes]
+    for stage in result.stages:
+        runs = [*stage.measurements, *([stage.confirmation] if stage.confirmation else [])]
+        figures += [m.peak_bytes for m in runs if m.peak_bytes is not None]
+        if stage.recommended_batch:
+            figures.append(stage.predict(stage.recommended_batch))
+    return figures
+
+
+def _peak_cell(measurement: Measurement, budget_bytes: int, unit: _Unit) -> str:
+    if measurement.peak_bytes is None:
+        return "[red]OOM[/]"
+    if measurement.peak_bytes > budget_bytes:
+        return f"[red]{unit(measurement.peak_bytes)}*[/]"
+    return f"[green]{unit(measurement.peak_bytes)}[/]"
+
+
+def _check_cell(stage: StageProfile, unit: _Unit) -> str:
+    """Predicted against measured at the recommended batch."""
+    batch, confirmation = stage.recommended_batch, stage.confirmation
+    if not batch or confirmation is None or not confirmation.peak_bytes:
+        return "-"
+    return f"{unit(stage.predict(batch))}/{unit(confirmation.peak_bytes)}"
+
+
+def _stage_range(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"stage {numbers[0]}"
+    return f"stages {numbers[0]}-{numbers[-1]}"
+
+
+def _candidates_notes(stages: tuple[StageProfile, ...]) -> list[str]:
+    """Which candidates the stages were profiled with: a line per run of consecutive stages of
+    one kind, then each stage's ops unless it held them all."""
+    lines = []
+    for source, run in itertools.groupby(stages, key=lambda s: s.candidates.source):
+        group = list(run)
+        where = _stage_range([s.stage for s in group])
+        if source == "all":
+            lines.append(f"{where}: all {len(group[0].candidates.ops)} candidates on every edge")
+            continue
+        if source == "upper bound":
+            lines.append(
+                f"{where}: the k most memory-hungry candidates on every edge (upper bound)"
+            )
+        else:
+            lines.append(f"{where}: the survivors of the stage before")
+        lines += [f"  {s.stage}: {', '.join(s.candidates.ops)}" for s in group]
+    return lines

@@ -7,20 +7,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from pdarts_cli import __version__
 from pdarts_cli.checkpoint import atomic_write_text
 from pdarts_cli.data import resolve_dataset, resolve_split
 from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
 from pdarts_cli.errors import RunDirError
+from pdarts_cli.provenance import run_record
 from pdarts_cli.runlog import (
     RUN_FILE,
-    RUN_FORMAT,
     SCHEDULE_FILE,
     create_run_dir,
     is_run_dir,
@@ -28,6 +27,7 @@ from pdarts_cli.runlog import (
     write_json,
 )
 from pdarts_cli.schedule import Schedule, schedule_json, validate_schedule
+from pdarts_cli.search.batching import Halves, check_batches
 from pdarts_cli.search.events import SearchObserver, SearchResult
 from pdarts_cli.search.progressive import (
     BatchChooser,
@@ -35,6 +35,7 @@ from pdarts_cli.search.progressive import (
     finished_result,
     read_resume_point,
     run_stages,
+    weight_alpha_split,
 )
 from pdarts_cli.search.supernet import CellCandidates
 
@@ -65,6 +66,16 @@ class SearchOptions(BaseModel):
     memory_budget_bytes: int | None = Field(
         default=None, gt=0, description="Budget for auto_batch_size (default: the device's)."
     )
+    raise_batch: bool = Field(
+        default=False,
+        description="With auto_batch_size: allow a batch above the schedule's (auto-max), "
+        "scaling the stage's learning rates linearly (lr_scale = batch / schedule batch).",
+    )
+    force_batch: bool = Field(
+        default=False,
+        description="Run batch sizes that leave a stage fewer than the schedule's "
+        "min_weight_steps weight steps per epoch, or exceed a half of the data.",
+    )
 
 
 def _environment(schedule: Schedule, options: SearchOptions) -> SearchEnvironment:
@@ -85,7 +96,8 @@ AUTO_BATCH_SIZES = [16, 32]  # measured per stage to fit memory = a + b * batch
 def _batch_chooser(
     options: SearchOptions, env: SearchEnvironment, run_dir: Path, observer: SearchObserver
 ) -> BatchChooser | None:
-    """``--batch-size auto``: profile each stage before it starts, record the choice."""
+    """``--batch-size auto``: profile each stage, with the candidates it will hold, before it
+    starts; record the choice."""
     if not options.auto_batch_size:
         return None
     from pdarts_cli.memory import device_budget, mib, profile_stage
@@ -105,6 +117,8 @@ def _batch_chooser(
             options.data_dir,
             cuda=env.device.type == "cuda",
             confirm=False,
+            normal=normal,
+            reduce=reduce,
         )
         batch = profile.recommended_batch
         assert batch is not None
@@ -137,6 +151,12 @@ def _announce(env: SearchEnvironment, observer: SearchObserver) -> None:
     )
 
 
+def data_halves(schedule: Schedule, env: SearchEnvironment) -> Halves:
+    """The sizes of the weight half and the alpha half of ``env``'s training set."""
+    weights, alphas = weight_alpha_split(schedule, env.data, env.dataset)
+    return Halves(int(weights.numel()), int(alphas.numel()))
+
+
 def run_search(
     schedule: Schedule,
     options: SearchOptions,
@@ -148,17 +168,11 @@ def run_search(
     observer = observer or SearchObserver()
     schedule = resolve_for_dataset(schedule, options.dataset)
     env = _environment(schedule, options)
+    if not options.auto_batch_size:
+        check_batches(schedule, data_halves(schedule, env), options.force_batch)
     run_dir = create_run_dir(Path(out_dir), force)
     write_json(
-        run_dir / RUN_FILE,
-        {
-            "format": RUN_FORMAT,
-            "kind": "search",
-            "options": options.model_dump(mode="json"),
-            "pdarts_version": __version__,
-            "torch_version": torch.__version__,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        },
+        run_dir / RUN_FILE, run_record("search", options.model_dump(mode="json"), env.device)
     )
     atomic_write_text(run_dir / SCHEDULE_FILE, schedule_json(schedule))
     _announce(env, observer)
@@ -169,6 +183,17 @@ def run_search(
         observer,
         choose_batch=_batch_chooser(options, env, run_dir, observer),
     )
+
+
+def _warn_if_threads_differ(run: dict[str, Any], observer: SearchObserver) -> None:
+    """Bit-for-bit resumption needs the thread count the run started with."""
+    started_with = run.get("torch_threads")
+    if started_with is not None and started_with != torch.get_num_threads():
+        observer.note(
+            f"this run started with {started_with} torch threads and continues with "
+            f"{torch.get_num_threads()}: the result will not repeat an uninterrupted run bit "
+            "for bit"
+        )
 
 
 def resume_search(
@@ -194,5 +219,6 @@ def resume_search(
     options = SearchOptions.model_validate({**run["options"], **overrides})
     env = _environment(schedule, options)
     _announce(env, observer)
+    _warn_if_threads_differ(run, observer)
     chooser = _batch_chooser(options, env, run_dir, observer)
     return run_stages(schedule, env, run_dir, observer, resume=point, choose_batch=chooser)
