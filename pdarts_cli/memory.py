@@ -106,9 +106,10 @@ class StageProfile:
     idle_bytes: int
     slope_bytes: float
     intercept_bytes: float
-    recommended_batch: int | None
+    recommended_batch: int | None  # the largest that fits, capped (by default at the schedule's)
     confirmation: Measurement | None
     candidates: StageCandidates
+    largest_fitting_batch: int | None = None  # before the cap
 
     def predict(self, batch_size: int) -> float:
         return self.intercept_bytes + self.slope_bytes * batch_size
@@ -153,9 +154,20 @@ def _stage_dict(stage: StageProfile) -> dict[str, Any]:
         "intercept_bytes": stage.intercept_bytes,
         "measurements": [dataclasses.asdict(m) for m in stage.measurements],
         "recommended_batch": recommended,
+        "largest_fitting_batch": stage.largest_fitting_batch,
         "predicted_bytes": stage.predict(recommended) if recommended else None,
         "confirmation": dataclasses.asdict(stage.confirmation) if stage.confirmation else None,
     }
+
+
+def schedule_with_picks(schedule: Schedule, profile: MemoryProfile) -> Schedule:
+    """``schedule`` with each stage's batch size set to the profile's recommendation."""
+    from pdarts_cli.schedule import with_stage_values
+
+    picks = [stage.recommended_batch for stage in profile.stages]
+    if any(pick is None for pick in picks):
+        raise PdartsError("a stage has no recommended batch size; nothing to write")
+    return with_stage_values(schedule, "batch_size", picks)
 
 
 def saved_activation_bytes(name: str, stride: int) -> int:
@@ -327,11 +339,13 @@ def profile_stage(
     confirm: bool = True,
     normal: EdgeOps | None = None,
     reduce: EdgeOps | None = None,
+    max_batch: int | None = None,
 ) -> StageProfile:
     """Measure one stage (0-based ``index``) at each batch size, fit, recommend, confirm.
 
     ``normal`` and ``reduce``: the per-edge candidates the stage will hold (a search knows
-    them); without them, see ``stage_candidates``.
+    them); without them, see ``stage_candidates``. The recommendation is the largest batch
+    within the budget and the data's weight half, at most ``max_batch``.
     """
     config = schedule.stages[index]
     candidates = stage_candidates(schedule, index, normal, reduce)
@@ -349,10 +363,11 @@ def profile_stage(
             "try smaller --batch-sizes"
         )
     slope, intercept = fit_affine(points)
-    recommended = recommend(slope, intercept, budget_bytes)
+    fitting = recommend(slope, intercept, budget_bytes)
     available = measurements[0].images_per_half
     if available is not None:
-        recommended = min(recommended, available)
+        fitting = min(fitting, available)
+    recommended = fitting if max_batch is None else min(fitting, max_batch)
     if recommended < 1:
         needs = intercept + slope
         raise PdartsError(
@@ -372,6 +387,7 @@ def profile_stage(
         recommended_batch=recommended,
         confirmation=confirmation,
         candidates=candidates,
+        largest_fitting_batch=fitting,
     )
 
 
@@ -382,16 +398,32 @@ def profile_memory(
     device: str = "auto",
     dataset: str | None = None,
     data_dir: Path | None = None,
+    above_schedule: bool = False,
 ) -> MemoryProfile:
-    """Every stage of ``schedule``, measured at ``batch_sizes``."""
+    """Every stage of ``schedule``, measured at ``batch_sizes``.
+
+    Each stage's recommendation is at most the schedule's batch, as ``--batch-size auto``
+    picks (lower a batch to fit a smaller device, never raise it silently), unless
+    ``above_schedule``.
+    """
     from pdarts_cli.device import resolve_device
 
     resolved = resolve_device(device)
     cuda = resolved.type == "cuda"
     budget = budget_bytes if budget_bytes is not None else device_budget(device)
     stages = tuple(
-        profile_stage(schedule, k, batch_sizes, budget, str(resolved), dataset, data_dir, cuda)
-        for k in range(len(schedule.stages))
+        profile_stage(
+            schedule,
+            k,
+            batch_sizes,
+            budget,
+            str(resolved),
+            dataset,
+            data_dir,
+            cuda,
+            max_batch=None if above_schedule else stage.batch_size,
+        )
+        for k, stage in enumerate(schedule.stages)
     )
     return MemoryProfile(
         schedule=schedule.name,

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pdarts_cli.arch import read_arch
-from pdarts_cli.checkpoint import atomic_write_text
 from pdarts_cli.errors import ArtifactError, PdartsError
+from pdarts_cli.files import atomic_write_text
 from pdarts_cli.genotype import Genotype, genotype_json
 from pdarts_cli.runlog import FINAL_ARCH_FILE
 from pdarts_cli.schedule import MAX_SKIP_LIMIT

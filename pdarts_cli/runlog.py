@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pdarts_cli.checkpoint import atomic_write_text
 from pdarts_cli.errors import RunDirError
+from pdarts_cli.files import atomic_write_text
 
 RUN_FORMAT = "pdarts-run/1"
 RUN_FILE = "run.json"

@@ -27,6 +27,7 @@ from pdarts_cli.config import (
     validate_config,
 )
 from pdarts_cli.errors import ConfigError
+from pdarts_cli.files import atomic_write_text
 from pdarts_cli.registry import op_registry
 
 SCHEDULE_FORMAT: Final = "pdarts-schedule/1"
@@ -372,6 +373,17 @@ def read_schedule_file(path: Path) -> Schedule:
 def load_schedule(name_or_path: str) -> Schedule:
     """A preset by name, or a schedule file."""
     return load_config(Schedule, name_or_path, PRESETS, "schedule")
+
+
+def write_schedule_file(schedule: Schedule, path: Path) -> None:
+    """``schedule`` as a JSON schedule file (it loads back unchanged with ``--schedule``)."""
+    if path.suffix.lower() != ".json":
+        raise ConfigError(f"schedules are written as JSON: name the file .json, got {path}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, schedule_json(schedule))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def schedule_json(schedule: Schedule) -> str:

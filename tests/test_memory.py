@@ -3,10 +3,13 @@ profiled with, and predictions that hold."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,8 +43,16 @@ from pdarts_cli.memory import (
     stage_candidates,
 )
 from pdarts_cli.registry import op_registry
-from pdarts_cli.schedule import DARTS_OPS, Schedule, load_schedule, schedule_json, validate_schedule
-from pdarts_cli.search import SearchOptions, _batch_chooser
+from pdarts_cli.schedule import (
+    DARTS_OPS,
+    Schedule,
+    load_schedule,
+    read_schedule_file,
+    schedule_json,
+    validate_schedule,
+    write_schedule_file,
+)
+from pdarts_cli.search import SearchOptions, _batch_chooser, run_search
 from pdarts_cli.search.events import SearchObserver
 from pdarts_cli.search.progressive import SearchEnvironment, read_resume_point
 
@@ -224,7 +235,8 @@ def test_cli_json_report(tmp_path: Path) -> None:
     (stage,) = report["stages"]
     assert report["budget_bytes"] == 2 * GiB
     assert [m["batch_size"] for m in stage["measurements"]] == [16, 64]
-    assert stage["recommended_batch"] >= 64
+    assert stage["largest_fitting_batch"] >= 128  # 2 GiB hold far more than the schedule's
+    assert stage["recommended_batch"] == 128  # ... but the pick never exceeds it
     assert stage["confirmation"]["peak_bytes"] > 0
     assert stage["candidates"] == "all"
     assert stage["ops"] == list(DARTS_OPS)
@@ -293,8 +305,8 @@ def test_search_batch_size_auto_records_its_choice(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     chosen = json.loads((out / "schedule.json").read_text())["stages"][0]["batch_size"]
-    assert f"stage 1: batch size {chosen} (predicted peak" in result.output
-    assert chosen != one_stage().stages[0].batch_size
+    assert f"stage 1: batch size {chosen} (schedule: 128; predicted peak" in result.output
+    assert 1 <= chosen <= one_stage().stages[0].batch_size
     run = json.loads((out / "run.json").read_text())
     assert run["options"]["auto_batch_size"] is True
     assert run["options"]["memory_budget_bytes"] == GiB
@@ -399,7 +411,9 @@ def test_batch_size_auto_profiles_a_stage_with_its_survivors(
     monkeypatch.setattr(memory, "_probe", probe)
     cpu = torch.device("cpu")
     env = SearchEnvironment(resolve_dataset("digits"), cpu, Precision("cpu", None), False, "digits")
-    options = SearchOptions(dataset="digits", auto_batch_size=True, memory_budget_bytes=GiB)
+    options = SearchOptions(
+        dataset="digits", auto_batch_size=True, memory_budget_bytes=GiB, raise_batch=True
+    )
     choose = _batch_chooser(options, env, tmp_path, SearchObserver())
     assert choose is not None
     schedule = three_stages()
@@ -414,6 +428,87 @@ def test_batch_size_auto_profiles_a_stage_with_its_survivors(
     assert batch in (523, 524)  # 1 GiB = 500 MiB + 524 images x 1 MiB, less the fit's rounding
     recorded = json.loads((tmp_path / "schedule.json").read_text())
     assert recorded["stages"][2]["batch_size"] == batch
+
+
+def _affine_probe(requests: list[dict[str, object]]) -> Callable[..., Measurement]:
+    """A probe whose peak is 500 MiB + 1 MiB per image, on a 700-image weight half."""
+
+    def probe(request: dict[str, object], cuda: bool) -> Measurement:
+        requests.append(request)
+        batch = int(request["batch_size"])  # type: ignore[call-overload]
+        return Measurement(batch, (500 + batch) * MiB, (500 + batch) * MiB, images_per_half=700)
+
+    return probe
+
+
+def _chooser(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, budget_bytes: int, **options: object
+) -> tuple[Callable[..., Schedule], list[dict[str, object]]]:
+    requests: list[dict[str, object]] = []
+    monkeypatch.setattr(memory, "_probe", _affine_probe(requests))
+    cpu = torch.device("cpu")
+    env = SearchEnvironment(resolve_dataset("digits"), cpu, Precision("cpu", None), False, "digits")
+    search_options = SearchOptions(
+        dataset="digits", auto_batch_size=True, memory_budget_bytes=budget_bytes, **options
+    )
+    choose = _batch_chooser(search_options, env, tmp_path, SearchObserver())
+    assert choose is not None
+    return choose, requests
+
+
+def test_auto_never_raises_the_schedules_batch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    choose, requests = _chooser(monkeypatch, tmp_path, GiB)  # 1 GiB would hold 524
+    schedule = three_stages(batch_size=64)
+    candidates = survivors(schedule, 0)
+    chosen = choose(schedule, 2, candidates, candidates)
+    assert chosen.stages[2].batch_size == 64
+    assert chosen.stages[2].lr_scale == 1.0
+    assert [r["batch_size"] for r in requests[:2]] == [16, 64]  # a quarter and the schedule's
+
+
+def test_auto_lowers_the_batch_to_fit_and_keeps_the_learning_rates(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    choose, _ = _chooser(monkeypatch, tmp_path, 540 * MiB)  # holds 40 images
+    schedule = three_stages(batch_size=64)
+    candidates = survivors(schedule, 0)
+    chosen = choose(schedule, 2, candidates, candidates)
+    assert chosen.stages[2].batch_size in (39, 40)
+    assert chosen.stages[2].lr_scale == 1.0
+
+
+def test_auto_max_raises_the_batch_and_scales_the_learning_rates_linearly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    choose, _ = _chooser(monkeypatch, tmp_path, 628 * MiB, raise_batch=True)  # holds 128
+    schedule = three_stages(batch_size=64)
+    candidates = survivors(schedule, 0)
+    chosen = choose(schedule, 2, candidates, candidates)
+    batch = chosen.stages[2].batch_size
+    assert batch in (127, 128)
+    assert chosen.stages[2].lr_scale == pytest.approx(batch / 64)
+    assert chosen.stages[:2] == schedule.stages[:2]
+
+
+def test_auto_max_keeps_enough_weight_steps(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    choose, _ = _chooser(monkeypatch, tmp_path, 2 * GiB, raise_batch=True)
+    schedule = three_stages(batch_size=16).with_overrides(min_weight_steps=20)
+    candidates = survivors(schedule, 0)
+    chosen = choose(schedule, 2, candidates, candidates)
+    assert chosen.stages[2].batch_size == 716 // 20  # digits: 716 images in the weight half
+
+
+def test_the_scaled_learning_rate_is_what_a_stage_trains_with(tmp_path: Path) -> None:
+    schedule = one_stage()
+    stages = (schedule.stages[0].model_copy(update={"lr_scale": 2.0}),)
+    scaled = schedule.model_copy(update={"stages": stages})
+    run_search(scaled, SearchOptions(dataset="digits", device="cpu"), tmp_path / "r")
+    first = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["lr"] == pytest.approx(2 * schedule.weights.lr)
 
 
 def fake_profile(budget_bytes: int, peak_bytes: int, sizes: list[int]) -> MemoryProfile:
@@ -431,9 +526,10 @@ def fake_profile(budget_bytes: int, peak_bytes: int, sizes: list[int]) -> Memory
                 idle_bytes=700 * MiB,
                 slope_bytes=peak_bytes / sizes[-1],
                 intercept_bytes=0.0,
-                recommended_batch=1234,
-                confirmation=Measurement(1234, int(0.98 * budget_bytes)),
+                recommended_batch=config.batch_size,
+                confirmation=Measurement(config.batch_size, int(0.98 * budget_bytes)),
                 candidates=stage_candidates(schedule, index),
+                largest_fitting_batch=int(budget_bytes * sizes[-1] / peak_bytes),
             )
         )
     device, metric = "cuda:0", "torch.cuda.max_memory_reserved"
@@ -512,3 +608,73 @@ def test_a_three_stage_search_peaks_within_15_percent_of_its_last_stage_profiled
     )
     assert profile.candidates.source == "survivors"
     assert abs(profile.predict(at) - peak) <= 0.15 * peak
+
+
+# ---------------------------------------------------------------------------------------------
+# What profile-memory hands the search: picks per stage, a schedule file, the command to run.
+
+TABLE_SNAPSHOT = Path(__file__).parent / "snapshots" / "profile-table-80.txt"
+
+
+def test_the_table_at_80_columns_matches_its_snapshot() -> None:
+    """The layout is an interface a user reads: change it on purpose only.
+
+    After an intended change: PDARTS_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_memory.py
+    -k snapshot, and commit the file.
+    """
+    console = Console(width=80, record=True, color_system=None, highlight=False)
+    console.print(memory_report(fake_profile(9 * GiB, 12 * GiB, [16, 32, 64, 128])))
+    text = console.export_text()
+    if os.environ.get("PDARTS_UPDATE_SNAPSHOTS") == "1":
+        TABLE_SNAPSHOT.write_text(text, encoding="utf-8")
+    assert "…" not in text  # no figure cut
+    assert max(map(len, text.splitlines())) <= 80
+    assert text == TABLE_SNAPSHOT.read_text(encoding="utf-8")
+
+
+def test_profile_memory_writes_the_schedule_and_prints_the_search_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(memory, "_probe", _affine_probe([]))
+    written = tmp_path / "fitted.json"
+    args = ["profile-memory", "-s", "quick", "-d", "digits", "--batch-sizes", "8,16"]
+    result = runner.invoke(
+        app,
+        [*args, "--budget", "520MiB", "--device", "cpu", "--write-schedule", str(written)],
+        env={"COLUMNS": "80"},
+    )
+    assert result.exit_code == 0, result.output
+    picks = [stage.batch_size for stage in read_schedule_file(written).stages]
+    assert picks in ([19] * 3, [20] * 3)  # 520 MiB = 500 MiB + 20 images, below quick's 32
+    assert read_schedule_file(written).model_dump(exclude={"stages"}) == (
+        load_schedule("quick").model_dump(exclude={"stages"})
+    )
+    assert f"pdarts search --dataset digits --schedule {written}" in result.output
+
+
+def test_profile_memory_prints_per_stage_batch_sizes_without_a_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memory, "_probe", _affine_probe([]))
+    args = ["profile-memory", "-s", "quick", "-d", "digits", "--batch-sizes", "8,16"]
+    result = runner.invoke(app, [*args, "--budget", "2GiB", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "pdarts search --dataset digits --schedule quick --batch-size 32,32,32" in result.output
+    assert "larger batches fit (stage 1 up to 700" in result.output.replace("\n", " ")
+
+
+def test_write_schedule_wants_a_json_file(tmp_path: Path) -> None:
+    with pytest.raises(PdartsError, match=r"name the file \.json"):
+        write_schedule_file(load_schedule("quick"), tmp_path / "s.toml")
+
+
+def test_a_confirmation_over_the_budget_is_marked() -> None:
+    """A pick that measured 2,051 MiB against a 2,048 MiB budget must not pass unflagged."""
+    profile = fake_profile(2 * GiB, GiB, [16, 32])  # every measurement within the budget
+    over = Measurement(96, 2 * GiB + 3 * MiB)
+    stages = tuple(dataclasses.replace(s, confirmation=over) for s in profile.stages)
+    console = Console(width=80, record=True, color_system=None, highlight=False)
+    console.print(memory_report(dataclasses.replace(profile, stages=stages)))
+    text = console.export_text()
+    assert "/2,051*" in text
+    assert "* over the budget" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pdarts_cli.cli._errors import user_errors
-from pdarts_cli.cli._options import Device
+from pdarts_cli.cli._options import Device, data_dir_option, device_option
 
 if TYPE_CHECKING:
     from pdarts_cli.memory import Measurement, MemoryProfile, StageProfile
@@ -30,7 +31,7 @@ def profile_memory(
         str | None,
         typer.Option("--dataset", "-d", help="Measure on this data (default: synthetic 32x32)."),
     ] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="PDARTS_DATA")] = None,
+    data_dir: Annotated[Path | None, data_dir_option()] = None,
     batch_sizes: Annotated[
         str, typer.Option("--batch-sizes", help="Comma-separated batch sizes to measure.")
     ] = "16,32,64",
@@ -40,20 +41,34 @@ def profile_memory(
             "--budget", help="Memory to fit in, e.g. 16GiB (default: the device's memory less 10%)."
         ),
     ] = None,
-    device: Annotated[Device, typer.Option("--device")] = Device.auto,
+    device: Annotated[Device, device_option()] = Device.auto,
     checkpoint_cells: Annotated[
         bool, typer.Option("--checkpoint-cells", help="Profile with cell checkpointing on.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    write_schedule: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-schedule",
+            metavar="FILE",
+            help="Write the schedule with each stage's recommended batch to this .json file, "
+            "for `pdarts search --schedule FILE`.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (for scripts).")
+    ] = False,
 ) -> None:
-    """Measure, in fresh child processes, the peak memory of one search iteration (alpha step
-    and weight step) of every stage at several batch sizes; fit memory = a + b * batch and
-    recommend the largest batch that fits the budget, measured again to confirm. Which ops
-    survive is known only during a search, so later stages hold the k most memory-hungry
-    candidates on every edge (k: the stage's ops per edge), an upper bound."""
-    from pdarts_cli.memory import parse_batch_sizes, parse_size
+    """Measure each stage's peak memory and pick batch sizes that fit.
+
+    Each measurement runs in a fresh child process: one search iteration (alpha step and
+    weight step) of every stage at several batch sizes. A fit of memory = a + b * batch gives
+    each stage the largest batch within the budget and at most the schedule's, measured again
+    to confirm. Which ops survive is known only during a search, so later stages hold the k
+    most memory-hungry candidates on every edge (k: the stage's ops per edge), an upper bound.
+    """
+    from pdarts_cli.memory import parse_batch_sizes, parse_size, schedule_with_picks
     from pdarts_cli.memory import profile_memory as profile
-    from pdarts_cli.schedule import load_schedule
+    from pdarts_cli.schedule import load_schedule, write_schedule_file
 
     sizes = parse_batch_sizes(batch_sizes)
     budget_bytes = parse_size(budget) if budget is not None else None
@@ -61,10 +76,29 @@ def profile_memory(
     if checkpoint_cells:
         resolved = resolved.with_overrides(checkpoint_cells=True)
     result = profile(resolved, sizes, budget_bytes, device.value, dataset, data_dir)
+    if write_schedule is not None:
+        write_schedule_file(schedule_with_picks(resolved, result), write_schedule)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
-    Console(highlight=False).print(memory_report(result))
+    console = Console(highlight=False)
+    console.print(memory_report(result))
+    console.print(
+        "\nto search with these batch sizes:\n  "
+        + search_command(schedule, dataset, result, write_schedule),
+        soft_wrap=True,
+    )
+
+
+def search_command(
+    schedule: str, dataset: str | None, result: MemoryProfile, written: Path | None
+) -> str:
+    """The `pdarts search` command line that uses the recommended batch sizes."""
+    words = ["pdarts", "search", "--dataset", shlex.quote(dataset) if dataset else "DATASET"]
+    if written is not None:
+        return " ".join([*words, "--schedule", shlex.quote(str(written))])
+    picks = ",".join(str(stage.recommended_batch) for stage in result.stages)
+    return " ".join([*words, "--schedule", shlex.quote(schedule), "--batch-size", picks])
 
 
 @dataclass(frozen=True)
@@ -87,9 +121,17 @@ class _Unit:
 def memory_report(result: MemoryProfile) -> Group:
     """The table, then what an asterisk means (when one is shown) and which candidates each
     stage was profiled with."""
-    runs = [m for stage in result.stages for m in stage.measurements]
+    runs = [
+        m
+        for stage in result.stages
+        for m in (*stage.measurements, *([stage.confirmation] if stage.confirmation else []))
+    ]
     over = any(m.peak_bytes is not None and m.peak_bytes > result.budget_bytes for m in runs)
-    notes = [*(["* over the budget"] if over else []), *_candidates_notes(result.stages)]
+    notes = [
+        *(["* over the budget"] if over else []),
+        *_pick_notes(result.stages),
+        *_candidates_notes(result.stages),
+    ]
     return Group(memory_table(result), Text("\n".join(notes)))
 
 
@@ -110,7 +152,7 @@ def memory_table(result: MemoryProfile) -> Table:
     )
     sizes = [m.batch_size for m in result.stages[0].measurements] if result.stages else []
     headers = ["stage", "cells\n/ops", *(f"batch\n{b}" for b in sizes), "idle", "MiB\n/img"]
-    for header in [*headers, "best\nbatch", "pred\n/meas"]:
+    for header in [*headers, "pick", "pred\n/meas"]:
         table.add_column(header, justify="right", no_wrap=True)
     for stage in result.stages:
         table.add_row(
@@ -120,7 +162,7 @@ def memory_table(result: MemoryProfile) -> Table:
             unit(stage.idle_bytes),
             f"{stage.slope_bytes / 2**20:.2f}",
             str(stage.recommended_batch),
-            _check_cell(stage, unit),
+            _check_cell(stage, result.budget_bytes, unit),
         )
     return table
 
@@ -144,12 +186,34 @@ def _peak_cell(measurement: Measurement, budget_bytes: int, unit: _Unit) -> str:
     return f"[green]{unit(measurement.peak_bytes)}[/]"
 
 
-def _check_cell(stage: StageProfile, unit: _Unit) -> str:
-    """Predicted against measured at the recommended batch."""
+def _check_cell(stage: StageProfile, budget_bytes: int, unit: _Unit) -> str:
+    """Predicted against measured at the recommended batch; ``*`` when the measurement
+    exceeds the budget (the fit was optimistic)."""
     batch, confirmation = stage.recommended_batch, stage.confirmation
     if not batch or confirmation is None or not confirmation.peak_bytes:
         return "-"
-    return f"{unit(stage.predict(batch))}/{unit(confirmation.peak_bytes)}"
+    measured = unit(confirmation.peak_bytes)
+    if confirmation.peak_bytes > budget_bytes:
+        measured = f"[red]{measured}*[/]"
+    return f"{unit(stage.predict(batch))}/{measured}"
+
+
+def _pick_notes(stages: tuple[StageProfile, ...]) -> list[str]:
+    """What a pick is, and the larger batches that also fit when the cap held them back."""
+    lines = ["pick: the largest batch within the budget, at most the schedule's"]
+    larger = [
+        f"stage {s.stage} up to {s.largest_fitting_batch:,}"
+        for s in stages
+        if s.largest_fitting_batch
+        and s.recommended_batch
+        and s.largest_fitting_batch > s.recommended_batch
+    ]
+    if larger:
+        lines.append(
+            f"larger batches fit ({', '.join(larger)}); `pdarts search --batch-size auto-max` "
+            "takes them and scales the learning rates"
+        )
+    return lines
 
 
 def _stage_range(numbers: list[int]) -> str:

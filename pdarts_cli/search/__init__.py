@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from pdarts_cli.checkpoint import atomic_write_text
 from pdarts_cli.data import resolve_dataset, resolve_split
 from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
 from pdarts_cli.errors import RunDirError
+from pdarts_cli.files import atomic_write_text
 from pdarts_cli.provenance import run_record
 from pdarts_cli.runlog import (
     RUN_FILE,
@@ -27,7 +27,7 @@ from pdarts_cli.runlog import (
     write_json,
 )
 from pdarts_cli.schedule import Schedule, schedule_json, validate_schedule
-from pdarts_cli.search.batching import Halves, check_batches
+from pdarts_cli.search.batching import Halves, check_batches, largest_meaningful_batch
 from pdarts_cli.search.events import SearchObserver, SearchResult
 from pdarts_cli.search.progressive import (
     BatchChooser,
@@ -90,14 +90,42 @@ def _environment(schedule: Schedule, options: SearchOptions) -> SearchEnvironmen
     )
 
 
-AUTO_BATCH_SIZES = [16, 32]  # measured per stage to fit memory = a + b * batch
+def auto_batch_sizes(schedule_batch: int) -> list[int]:
+    """The two batches each stage is measured at to fit memory = a + b * batch: the schedule's
+    and a quarter of it, far enough apart that noise in the peaks barely moves the slope."""
+    low = max(1, schedule_batch // 4)
+    return [low, schedule_batch] if low < schedule_batch else [schedule_batch, schedule_batch + 1]
+
+
+def _batch_cap(
+    schedule: Schedule, index: int, options: SearchOptions, halves: Halves
+) -> int | None:
+    """The largest batch ``auto`` may pick for a stage: the schedule's; with ``raise_batch``
+    (auto-max), the largest that still gives min_weight_steps weight steps per epoch."""
+    if not options.raise_batch:
+        return schedule.stages[index].batch_size
+    if options.force_batch:
+        return None
+    return largest_meaningful_batch(halves, schedule.min_weight_steps)
+
+
+def with_stage_batch(schedule: Schedule, index: int, batch_size: int, scale_lr: bool) -> Schedule:
+    """``schedule`` with stage ``index`` at ``batch_size``; ``scale_lr`` scales its learning
+    rates by batch / the schedule's batch (the linear scaling rule) when the batch is raised."""
+    stage = schedule.stages[index]
+    update: dict[str, Any] = {"batch_size": batch_size}
+    if scale_lr and batch_size > stage.batch_size:
+        update["lr_scale"] = stage.lr_scale * batch_size / stage.batch_size
+    stages = list(schedule.stages)
+    stages[index] = stage.model_copy(update=update)
+    return schedule.model_copy(update={"stages": tuple(stages)})
 
 
 def _batch_chooser(
     options: SearchOptions, env: SearchEnvironment, run_dir: Path, observer: SearchObserver
 ) -> BatchChooser | None:
-    """``--batch-size auto``: profile each stage, with the candidates it will hold, before it
-    starts; record the choice."""
+    """``--batch-size auto`` / ``auto-max``: profile each stage, with the candidates it will
+    hold, before it starts; pick, record in schedule.json and say what was chosen."""
     if not options.auto_batch_size:
         return None
     from pdarts_cli.memory import device_budget, mib, profile_stage
@@ -107,10 +135,11 @@ def _batch_chooser(
     def choose(
         schedule: Schedule, index: int, normal: CellCandidates, reduce: CellCandidates
     ) -> Schedule:
+        given = schedule.stages[index]
         profile = profile_stage(
             schedule,
             index,
-            AUTO_BATCH_SIZES,
+            auto_batch_sizes(given.batch_size),
             budget,
             str(env.device),
             options.dataset,
@@ -119,16 +148,18 @@ def _batch_chooser(
             confirm=False,
             normal=normal,
             reduce=reduce,
+            max_batch=_batch_cap(schedule, index, options, data_halves(schedule, env)),
         )
         batch = profile.recommended_batch
         assert batch is not None
-        stages = list(schedule.stages)
-        stages[index] = stages[index].model_copy(update={"batch_size": batch})
-        chosen = schedule.model_copy(update={"stages": tuple(stages)})
+        chosen = with_stage_batch(schedule, index, batch, scale_lr=options.raise_batch)
         atomic_write_text(run_dir / SCHEDULE_FILE, schedule_json(chosen))
+        scale = chosen.stages[index].lr_scale / given.lr_scale
+        scaled = f"; learning rates x{scale:.3g} (linear scaling)" if scale != 1 else ""
         observer.note(
-            f"stage {index + 1}: batch size {batch} (predicted peak "
-            f"{mib(profile.predict(batch)):,.0f} MiB of a {mib(budget):,.0f} MiB budget)"
+            f"stage {index + 1}: batch size {batch} (schedule: {given.batch_size}; predicted "
+            f"peak {mib(profile.predict(batch)):,.0f} MiB of a {mib(budget):,.0f} MiB "
+            f"budget){scaled}"
         )
         return chosen
 
@@ -168,7 +199,7 @@ def run_search(
     observer = observer or SearchObserver()
     schedule = resolve_for_dataset(schedule, options.dataset)
     env = _environment(schedule, options)
-    if not options.auto_batch_size:
+    if not options.raise_batch:  # auto only lowers a stage's batch: check the schedule's
         check_batches(schedule, data_halves(schedule, env), options.force_batch)
     run_dir = create_run_dir(Path(out_dir), force)
     write_json(

@@ -25,7 +25,6 @@ from torch import nn
 
 from pdarts_cli.arch import ArchWeights, EdgeWeights, arch_json, read_arch
 from pdarts_cli.checkpoint import (
-    atomic_write_text,
     flatten_state,
     load_tensors,
     save_tensors,
@@ -40,6 +39,7 @@ from pdarts_cli.data import (
 )
 from pdarts_cli.device import Precision, to_memory_format
 from pdarts_cli.errors import RunDirError
+from pdarts_cli.files import atomic_write_text
 from pdarts_cli.genotype import Genotype, genotype_json, read_genotype_file
 from pdarts_cli.registry import op_registry
 from pdarts_cli.runlog import (

@@ -11,11 +11,12 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from pdarts_cli.checkpoint import atomic_write_text, load_tensors
+from pdarts_cli.checkpoint import load_tensors
 from pdarts_cli.config import FrozenModel
 from pdarts_cli.data import DatasetInfo, resolve_dataset
 from pdarts_cli.device import resolve_device
 from pdarts_cli.errors import ArtifactError, RunDirError
+from pdarts_cli.files import atomic_write_text
 from pdarts_cli.genotype import Genotype, genotype_from_dict, genotype_json, read_genotype_file
 from pdarts_cli.provenance import run_record
 from pdarts_cli.runlog import (
