@@ -314,6 +314,7 @@ def test_search_with_a_plugin_op(plugin: Path, tmp_path: Path) -> None:
             StageSchedule(cells=4, ops_per_edge=2, skip_dropout_rate=0.0, **stage),
         ),
         valid_last_epochs=1,
+        min_weight_steps=1,  # 12 steps of 64: a fast test, refused by default
         data=DataSchedule(crop_padding=1, horizontal_flip=False),
     )
     run_dir = tmp_path / "run"

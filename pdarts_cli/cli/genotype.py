@@ -14,7 +14,7 @@ from pdarts_cli.cli._help import Command, Group
 from pdarts_cli.genotype import INPUTS_PER_NODE, ZOO, Genotype, load_genotype
 
 app = typer.Typer(
-    help="Show, draw and compare genotypes (zoo, files, runs, DARTS strings).",
+    help="Show, draw and compare genotypes (zoo, files, runs).",
     no_args_is_help=True,
     cls=Group,
 )

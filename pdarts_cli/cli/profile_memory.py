@@ -58,7 +58,7 @@ def profile_memory(
         bool, typer.Option("--json", help="Print the report as JSON (for scripts).")
     ] = False,
 ) -> None:
-    """Measure each stage's peak memory and pick batch sizes that fit.
+    """Measure each stage's peak memory; pick batches that fit.
 
     Each measurement runs in a fresh child process: one search iteration (alpha step and
     weight step) of every stage at several batch sizes. A fit of memory = a + b * batch gives
