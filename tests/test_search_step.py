@@ -113,6 +113,15 @@ def _grads(
     return [g.detach().clone() for g in torch.autograd.grad(loss, params)]
 
 
+def _hand_weight_step(
+    network: SearchNetwork, batch: tuple[torch.Tensor, ...], schedule: Schedule
+) -> list[torch.Tensor]:
+    """The weights after one clipped SGD step on ``batch`` at the network's current alphas."""
+    grads = _grads(network, network.weight_parameters(), batch)
+    _clip_(grads, schedule.weights.grad_clip_norm)
+    return _sgd_first_step(_weights(network), grads, schedule)
+
+
 def _close(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return all(torch.allclose(x, y, rtol=1e-5, atol=1e-7) for x, y in zip(a, b))
 
@@ -141,9 +150,7 @@ def test_a_joint_step_matches_the_hand_built_computation() -> None:
         for param, value in zip(reference.arch_parameters(), new_alphas):
             param.copy_(value)
     # 2. weight gradient on the weight batch, with the updated alphas; clip; SGD step.
-    weight_grads = _grads(reference, reference.weight_parameters(), weight_batch)
-    _clip_(weight_grads, schedule.weights.grad_clip_norm)
-    new_weights = _sgd_first_step(_weights(reference), weight_grads, schedule)
+    new_weights = _hand_weight_step(reference, weight_batch, schedule)
 
     search_step(schedule, stage, weight_batch, alpha_batch, env)
     assert _close(_alphas(stage.network), new_alphas)
@@ -166,10 +173,9 @@ def test_the_alpha_update_comes_before_the_weight_step() -> None:
     schedule, env = _schedule(), _environment()
     stage = _stage(schedule, env)
     weight_batch, alpha_batch = _batch(1), _batch(2)
-    other_order = copy.deepcopy(stage.network)
-    weight_grads = _grads(other_order, other_order.weight_parameters(), weight_batch)
-    _clip_(weight_grads, schedule.weights.grad_clip_norm)
-    weights_with_old_alphas = _sgd_first_step(_weights(other_order), weight_grads, schedule)
+    weights_with_old_alphas = _hand_weight_step(
+        copy.deepcopy(stage.network), weight_batch, schedule
+    )
 
     search_step(schedule, stage, weight_batch, alpha_batch, env)
     assert not _close(_weights(stage.network), weights_with_old_alphas)

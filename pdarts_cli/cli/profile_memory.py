@@ -211,7 +211,8 @@ def _pick_notes(stages: tuple[StageProfile, ...]) -> list[str]:
     if larger:
         lines.append(
             f"larger batches fit ({', '.join(larger)}); `pdarts search --batch-size auto-max` "
-            "takes them and scales the learning rates"
+            "may raise a stage's batch, as far as min_weight_steps allows, and scales its "
+            "learning rates"
         )
     return lines
 

@@ -318,11 +318,16 @@ def train_batches(
     )
 
 
-def valid_batches(recipe: Recipe, env: TrainEnvironment, indices: torch.Tensor) -> BatchSource:
-    """The held-out ``indices`` of the training set, in order and unaugmented; every rank
-    scores all of them, so they agree on the best epoch."""
+def _scored_batches(
+    recipe: Recipe,
+    env: TrainEnvironment,
+    split: ImageTensors | Dataset[tuple[object, int]],
+    indices: torch.Tensor | None,
+) -> BatchSource:
+    """Batches to score, in order and unaugmented; every rank scores all of them, so the
+    ranks agree."""
     return make_batch_source(
-        env.data.train,
+        split,
         indices,
         recipe.batch_size,
         env.data.info,
@@ -332,17 +337,14 @@ def valid_batches(recipe: Recipe, env: TrainEnvironment, indices: torch.Tensor) 
     )
 
 
+def valid_batches(recipe: Recipe, env: TrainEnvironment, indices: torch.Tensor) -> BatchSource:
+    """The held-out ``indices`` of the training set (the best epoch is chosen on them)."""
+    return _scored_batches(recipe, env, env.data.train, indices)
+
+
 def test_batches(recipe: Recipe, env: TrainEnvironment) -> BatchSource:
-    """The whole test split, in order; every rank scores all of it, so they agree."""
-    return make_batch_source(
-        env.data.test,
-        None,
-        recipe.batch_size,
-        env.data.info,
-        env.device,
-        train=False,
-        num_workers=recipe.num_workers,
-    )
+    """The whole test split."""
+    return _scored_batches(recipe, env, env.data.test, None)
 
 
 def train_one_epoch(
