@@ -41,6 +41,7 @@ ALPHA_MIN_SPAN = 0.02  # an alpha panel whose data is flat (all ops equal) still
 # preference" looks like, and the mean of the k probabilities at every epoch.
 UNIFORM_STYLE: dict[str, Any] = {"color": "0.3", "linestyle": "--", "linewidth": 0.8}
 UNIFORM_LABEL = "uniform 1/k (k: the edge's ops in that stage)"
+FIRST_INTERMEDIATE_NODE = 2  # nodes numbered as in DARTS strings: 0, 1 inputs; 2 and up
 
 Record = dict[str, Any]
 Line = tuple[int, Record]  # 1-based line number in metrics.jsonl, the parsed object
@@ -183,7 +184,7 @@ def edge_endpoints(steps: int) -> list[tuple[int, int]]:
 
 
 def _input_name(source: int) -> str:
-    return {0: "$c_{k-2}$", 1: "$c_{k-1}$"}.get(source, str(source - 2))
+    return {0: "$c_{k-2}$", 1: "$c_{k-1}$"}.get(source, str(source))
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -326,12 +327,14 @@ def _alpha_cell(
         for op, (xs, ps) in series.items():
             ax.plot(*gapped(xs, ps, starts), color=colours[op], linewidth=1.2, label=op)
         _mark_stages(ax, first, last_epoch, label=False)
-        ax.set_title(f"{_input_name(input_)} → {node}", fontsize="small", pad=3)
+        ax.set_title(
+            f"{_input_name(input_)} → {node + FIRST_INTERMEDIATE_NODE}", fontsize="small", pad=3
+        )
         ax.set_ylim(*alpha_limits(series, levels))
         ax.tick_params(labelsize="x-small")
         ax.grid(alpha=0.3)
     for node in range(steps):
-        grid[node][0].set_ylabel(f"node {node}", fontsize="small")
+        grid[node][0].set_ylabel(f"node {node + FIRST_INTERMEDIATE_NODE}", fontsize="small")
         for unused in grid[node][node + 2 :]:
             unused.set_visible(False)
     for ax in grid[-1]:

@@ -266,8 +266,9 @@ def _alpha_axes(figure: Figure, cell_index: int) -> list[Axes]:
     grid = figure.subfigs[1].subfigs[cell_index].axes
     columns = STEPS + 1
     axes = [grid[node * columns + input_] for node, input_ in edge_endpoints(STEPS)]
-    assert all(
-        ax.get_title().endswith(f"→ {node}") for ax, (node, _) in zip(axes, edge_endpoints(STEPS))
+    assert all(  # nodes numbered as in DARTS strings: intermediate node j is node j + 2
+        ax.get_title().endswith(f"→ {node + 2}")
+        for ax, (node, _) in zip(axes, edge_endpoints(STEPS))
     )
     return axes
 
