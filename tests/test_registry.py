@@ -282,8 +282,8 @@ def test_genotypes_and_architectures_may_name_a_plugin_op(plugin: Path, tmp_path
 
 
 def test_without_the_plugin_its_op_is_refused(tmp_path: Path) -> None:
-    if PLUGIN_OP in op_registry().names():
-        pytest.skip(f"{PLUGIN_DIST} is installed in this environment")
+    # The plugin fixture uninstalls the plugin again; a leftover install would hide this check.
+    assert PLUGIN_OP not in op_registry().names(), f"{PLUGIN_DIST} is still installed"
     genotype_path, arch_path = plugin_files(tmp_path)
     for read in (lambda: load_genotype(str(genotype_path)), lambda: read_arch(arch_path)):
         with pytest.raises(ArtifactError, match=f"unknown op '{PLUGIN_OP}', which no installed"):
