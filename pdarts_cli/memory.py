@@ -398,13 +398,11 @@ def profile_memory(
     device: str = "auto",
     dataset: str | None = None,
     data_dir: Path | None = None,
-    above_schedule: bool = False,
 ) -> MemoryProfile:
     """Every stage of ``schedule``, measured at ``batch_sizes``.
 
     Each stage's recommendation is at most the schedule's batch, as ``--batch-size auto``
-    picks (lower a batch to fit a smaller device, never raise it silently), unless
-    ``above_schedule``.
+    picks (lower a batch to fit a smaller device, never raise it silently).
     """
     from pdarts_cli.device import resolve_device
 
@@ -421,7 +419,7 @@ def profile_memory(
             dataset,
             data_dir,
             cuda,
-            max_batch=None if above_schedule else stage.batch_size,
+            max_batch=stage.batch_size,
         )
         for k, stage in enumerate(schedule.stages)
     )

@@ -19,6 +19,7 @@ from pdarts_cli.train.trainer import (
     TrainObserver,
     TrainProgress,
     TrainState,
+    best_on_valid,
 )
 
 
@@ -66,13 +67,6 @@ class TrainConsoleObserver(TrainObserver):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
-
-
-def best_on_valid(history: list[TrainMetrics]) -> TrainMetrics | None:
-    """The epoch best.safetensors holds: the earliest highest valid top-1 (None without a
-    validation split)."""
-    scored = [(m.valid_top1, m) for m in history if m.valid_top1 is not None]
-    return max(scored, key=lambda pair: pair[0], default=(None, None))[1]
 
 
 def summary_table(state: TrainState, parameters: int, run_dir: Path) -> Table:

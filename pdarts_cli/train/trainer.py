@@ -442,6 +442,13 @@ def score_epoch(
     return Scores(valid_loss, valid_top1, test_loss, test_top1, test_top5)
 
 
+def best_on_valid(history: list[TrainMetrics]) -> TrainMetrics | None:
+    """The epoch best.safetensors holds: the earliest highest valid top-1 (None without a
+    validation split), as ``record_best`` chose it epoch by epoch."""
+    scored = [(m.valid_top1, m) for m in history if m.valid_top1 is not None]
+    return max(scored, key=lambda pair: pair[0], default=(None, None))[1]
+
+
 def record_best(state: TrainState, metrics: TrainMetrics) -> bool:
     """Whether ``metrics`` beats every earlier epoch on the validation split, noted in
     ``state``; the earliest of equal epochs stays best. The test split is never looked at: a
