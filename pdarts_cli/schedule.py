@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from pdarts_ops import CANONICAL_OPS
 from pydantic import (
     Field,
     ValidationInfo,
@@ -35,16 +36,7 @@ PAPER_MAX_SKIP: Final = 2  # the paper's M: skip-connects kept in the normal cel
 MAX_SKIP_LIMIT: Final = 64  # far above any cell's edge count (8 for 4 steps)
 
 # The DARTS candidate ops in their canonical order (ALGORITHM.md, "Search space").
-DARTS_OPS: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
+DARTS_OPS: tuple[str, ...] = CANONICAL_OPS
 
 
 class StageSchedule(FrozenModel):

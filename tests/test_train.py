@@ -32,6 +32,7 @@ from pdarts_cli.cli.app import app
 from pdarts_cli.cli.train_progress import summary_table
 from pdarts_cli.data import dataset_labels, resolve_dataset
 from pdarts_cli.device import resolve_precision
+from pdarts_cli.distributed import Distributed
 from pdarts_cli.errors import ArtifactError, ConfigError, RunDirError
 from pdarts_cli.genotype import ZOO, read_genotype_file
 from pdarts_cli.runlog import METRICS_FILE
@@ -42,7 +43,6 @@ from pdarts_cli.train import (
     run_training,
     trainer,
 )
-from pdarts_cli.train.distributed import Distributed
 from pdarts_cli.train.recipe import (
     PRESETS,
     Recipe,

@@ -18,6 +18,9 @@ import torch
 from torch import nn
 
 __all__ = [
+    "CANONICAL_OPS",
+    "IDENTITY_OP",
+    "ZERO_OP",
     "DilConv",
     "FactorizedReduce",
     "ReLUConvBN",
@@ -35,6 +38,21 @@ __all__ = [
 ]
 
 OpFactory = Callable[[int, int, bool], nn.Module]
+
+# The names this distribution registers its ops under, in the order DARTS lists them (the
+# order of every edge's alphas in a schedule that does not say otherwise).
+CANONICAL_OPS: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+ZERO_OP = "none"  # adds nothing: skipped in the supernet, never chosen by the derivation
+IDENTITY_OP = "skip_connect"  # the op skip-connect dropout and refinement act on
 
 
 class ReLUConvBN(nn.Sequential):

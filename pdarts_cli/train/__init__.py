@@ -15,6 +15,7 @@ from pdarts_cli.checkpoint import load_tensors
 from pdarts_cli.config import FrozenModel
 from pdarts_cli.data import DatasetInfo, resolve_dataset
 from pdarts_cli.device import resolve_device
+from pdarts_cli.distributed import init_distributed
 from pdarts_cli.errors import ArtifactError, RunDirError
 from pdarts_cli.files import atomic_write_text
 from pdarts_cli.genotype import Genotype, genotype_from_dict, genotype_json, read_genotype_file
@@ -28,7 +29,6 @@ from pdarts_cli.runlog import (
     read_json,
     write_json,
 )
-from pdarts_cli.train.distributed import init_distributed
 from pdarts_cli.train.network import count_parameters, multiply_adds
 from pdarts_cli.train.recipe import Recipe, read_recipe_file, recipe_json
 from pdarts_cli.train.trainer import (
@@ -37,8 +37,11 @@ from pdarts_cli.train.trainer import (
     LAST_FILE,
     WEIGHTS_FORMAT,
     TrainEnvironment,
+    TrainMetrics,
     TrainObserver,
+    TrainProgress,
     TrainState,
+    best_on_valid,
     build_network,
     evaluate,
     fit,
@@ -49,6 +52,25 @@ from pdarts_cli.train.trainer import (
     training_channels_last,
     training_precision,
 )
+
+__all__ = [
+    "BEST_FILE",
+    "FINAL_FILE",
+    "LAST_FILE",
+    "Evaluation",
+    "NetworkSummary",
+    "TrainMetrics",
+    "TrainObserver",
+    "TrainOptions",
+    "TrainProgress",
+    "TrainState",
+    "best_on_valid",
+    "count_parameters",
+    "dry_run",
+    "evaluate_checkpoint",
+    "resume_training",
+    "run_training",
+]
 
 RECIPE_FILE = "recipe.json"
 GENOTYPE_FILE = "genotype.json"

@@ -43,11 +43,11 @@ from pdarts_cli.device import (
     resolve_precision,
     to_memory_format,
 )
+from pdarts_cli.distributed import Distributed, all_reduce_sum, broadcast_buffers
 from pdarts_cli.errors import ArtifactError, ConfigError
 from pdarts_cli.genotype import Genotype, genotype_from_dict
 from pdarts_cli.runlog import METRICS_FILE, MetricsLog
 from pdarts_cli.search.progressive import cosine_lr, derive_seed
-from pdarts_cli.train.distributed import Distributed, all_reduce_sum, broadcast_buffers
 from pdarts_cli.train.network import NetworkCIFAR, NetworkImageNet
 from pdarts_cli.train.recipe import Recipe, validate_recipe
 
