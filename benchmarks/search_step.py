@@ -15,17 +15,14 @@ import time
 
 import torch
 
+from pdarts_cli.context import RunContext
 from pdarts_cli.data import DatasetInfo, ImageDataset, ImageTensors
 from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
 from pdarts_cli.schedule import load_schedule
+from pdarts_cli.search.data import stage_batches
+from pdarts_cli.search.epoch import train_epoch
 from pdarts_cli.search.events import SearchObserver
-from pdarts_cli.search.progressive import (
-    SearchEnvironment,
-    _all_candidates,
-    _build_stage,
-    _stage_batches,
-    _train_epoch,
-)
+from pdarts_cli.search.step import all_candidates, build_stage
 
 
 def synthetic_dataset(images: int, size: int, classes: int) -> ImageDataset:
@@ -53,7 +50,7 @@ def main() -> None:
     schedule = load_schedule(args.schedule).with_overrides(batch_size=args.batch_size)
     schedule = schedule.with_overrides(amp=args.amp, channels_last=args.channels_last)
     device = resolve_device(args.device)
-    env = SearchEnvironment(
+    env = RunContext(
         data=synthetic_dataset(2 * args.batch_size * args.steps, args.image_size, 10),
         device=device,
         precision=resolve_precision(schedule.amp, device),
@@ -64,16 +61,16 @@ def main() -> None:
     config = schedule.stages[index]
     # Stage k's candidate count per edge, as the approximation leaves it (which ops does not
     # change the cost much; the count does).
-    candidates = tuple(edge[: config.ops_per_edge] for edge in _all_candidates(schedule))
-    stage = _build_stage(schedule, index, candidates, candidates, env)
-    batches = _stage_batches(schedule, config, env)
+    candidates = tuple(edge[: config.ops_per_edge] for edge in all_candidates(schedule))
+    stage = build_stage(schedule, index, candidates, candidates, env)
+    batches = stage_batches(schedule, config, env)
     joint_epoch = config.warmup_epochs  # alpha and weight steps, as in a joint epoch
 
     def epoch() -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        _train_epoch(
+        train_epoch(
             schedule, stage, joint_epoch, batches.weights, batches.alphas, env, SearchObserver()
         )
         if device.type == "cuda":

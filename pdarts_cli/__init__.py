@@ -1,6 +1,80 @@
 """pdarts: Progressive DARTS architecture search as a library and a command-line tool.
 
-The library never imports Typer or rich; ``pdarts_cli.cli`` is the command-line layer on top.
+>>> import pdarts_cli as pdarts
+>>> result = pdarts.search("digits", "quick")
+>>> state = pdarts.train(result.genotype, "digits", "quick", out_dir="runs/train")
+
+``search``, ``refine``, ``train`` and ``evaluate`` (``pdarts_cli.api``) do what the commands
+do; the types they take and give are exported here too. The library never imports Typer or
+rich; ``pdarts_cli.cli`` is the command-line layer on top. Names load on first use, so
+``import pdarts_cli`` costs nothing until one is used.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pdarts_cli.api import evaluate, refine, search, train
+    from pdarts_cli.arch import ArchWeights, read_arch
+    from pdarts_cli.genotype import Genotype, load_genotype
+    from pdarts_cli.overrides import with_overrides
+    from pdarts_cli.schedule import Schedule, load_schedule
+    from pdarts_cli.search.events import SearchObserver, SearchResult
+    from pdarts_cli.train import Evaluation, TrainObserver, TrainState
+    from pdarts_cli.train.recipe import Recipe, load_recipe
+
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "search": "pdarts_cli.api",
+    "refine": "pdarts_cli.api",
+    "train": "pdarts_cli.api",
+    "evaluate": "pdarts_cli.api",
+    "ArchWeights": "pdarts_cli.arch",
+    "read_arch": "pdarts_cli.arch",
+    "Genotype": "pdarts_cli.genotype",
+    "load_genotype": "pdarts_cli.genotype",
+    "with_overrides": "pdarts_cli.overrides",
+    "Schedule": "pdarts_cli.schedule",
+    "load_schedule": "pdarts_cli.schedule",
+    "SearchObserver": "pdarts_cli.search.events",
+    "SearchResult": "pdarts_cli.search.events",
+    "Evaluation": "pdarts_cli.train",
+    "TrainObserver": "pdarts_cli.train",
+    "TrainState": "pdarts_cli.train",
+    "Recipe": "pdarts_cli.train.recipe",
+    "load_recipe": "pdarts_cli.train.recipe",
+}
+
+__all__ = [
+    "ArchWeights",
+    "Evaluation",
+    "Genotype",
+    "Recipe",
+    "Schedule",
+    "SearchObserver",
+    "SearchResult",
+    "TrainObserver",
+    "TrainState",
+    "__version__",
+    "evaluate",
+    "load_genotype",
+    "load_recipe",
+    "load_schedule",
+    "read_arch",
+    "refine",
+    "search",
+    "train",
+    "with_overrides",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

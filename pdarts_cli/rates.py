@@ -5,9 +5,17 @@ a resumed run needs no scheduler state."""
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Protocol
 
-DecayKind = Literal["pdarts-code", "linear", "constant"]
+
+class SkipDropoutDecay(Protocol):
+    """How skip-connect dropout decays within a stage (the schedule's ``skip_dropout_decay``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def factor(self) -> float: ...
 
 
 def cosine_lr(lr: float, lr_min: float, epoch: int, epochs: int) -> float:
@@ -43,16 +51,15 @@ def skip_dropout_p(
     epoch: int,
     epochs: int,
     warmup_epochs: int,
-    kind: DecayKind,
-    factor: float,
+    decay: SkipDropoutDecay,
 ) -> float:
     """The skip-connect dropout rate of epoch ``epoch`` (0-based) of a stage.
 
     ``pdarts-code``: ``r*(E-e-1)/E`` during the warm-up, then ``r*exp(-factor*(e-W))`` (the
     authors' code); ``linear``: ``r*(E-e-1)/E`` throughout; ``constant``: ``r``.
     """
-    if kind == "constant":
+    if decay.kind == "constant":
         return rate
-    if kind == "linear" or epoch < warmup_epochs:
+    if decay.kind == "linear" or epoch < warmup_epochs:
         return rate * (epochs - epoch - 1) / epochs
-    return rate * math.exp(-factor * (epoch - warmup_epochs))
+    return rate * math.exp(-decay.factor * (epoch - warmup_epochs))

@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 
 from pdarts_cli.arch import read_arch
+from pdarts_cli.context import RunContext
 from pdarts_cli.data import resolve_dataset
 from pdarts_cli.device import resolve_precision
 from pdarts_cli.schedule import Schedule
-from pdarts_cli.search.progressive import SearchEnvironment, _build_stage
+from pdarts_cli.search.step import build_stage
 
 
 def alpha_tensors(run_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,7 +28,7 @@ def initial_alphas(run_dir: Path, schedule: Schedule, dataset: str) -> tuple[tor
     same seed and candidates (networks are initialised on the CPU, then moved)."""
     arch = read_arch(run_dir / "final.arch.json")
     cpu = torch.device("cpu")
-    env = SearchEnvironment(
+    env = RunContext(
         data=resolve_dataset(dataset),
         device=cpu,
         precision=resolve_precision("off", cpu),
@@ -36,7 +37,7 @@ def initial_alphas(run_dir: Path, schedule: Schedule, dataset: str) -> tuple[tor
     )
     normal = tuple(edge.ops for edge in arch.normal)
     reduce = tuple(edge.ops for edge in arch.reduce)
-    stage = _build_stage(schedule, len(schedule.stages) - 1, normal, reduce, env)
+    stage = build_stage(schedule, len(schedule.stages) - 1, normal, reduce, env)
     return tuple(p.detach().clone() for p in stage.network.arch_parameters())
 
 

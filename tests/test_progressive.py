@@ -16,17 +16,14 @@ import torch
 
 from pdarts_cli.arch import ArchWeights, EdgeWeights
 from pdarts_cli.device import resolve_channels_last, resolve_precision
-from pdarts_cli.genotype import read_genotype_file
+from pdarts_cli.genotype import Genotype, read_genotype_file
+from pdarts_cli.rates import cosine_lr, skip_dropout_p
 from pdarts_cli.schedule import DARTS_OPS, Schedule, SkipDropoutDecay, StageSchedule
 from pdarts_cli.search.derive import approximate_search_space, derive_genotype, edge_probabilities
-from pdarts_cli.search.progressive import (
-    _stage_report,
-    _write_genotypes,
-    cosine_lr,
-    derive_seed,
-    evaluates_epoch,
-    skip_dropout_p,
-)
+from pdarts_cli.search.epoch import evaluates_epoch
+from pdarts_cli.search.loop import derive_genotypes, stage_report
+from pdarts_cli.search.state import RunFiles
+from pdarts_cli.seeding import derive_seed
 
 EDGES = 14  # a 4-step cell
 
@@ -160,7 +157,7 @@ def test_stage_report_after_stage_one() -> None:
     reduce[3] = EdgeWeights(DARTS_OPS, (1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0))
     arch = arch_of(normal, reduce, stage=1)
 
-    report = _stage_report(arch, keep=5)
+    report = stage_report(arch, keep=5)
     assert report.stage == 1
     assert report.last is False
     assert report.arch is arch
@@ -217,7 +214,7 @@ def test_stage_report_after_the_last_stage() -> None:
     reduce = [EdgeWeights(("avg_pool_3x3", "skip_connect", "dil_conv_5x5"), (3.0, 1.0, 2.0))]
     arch = arch_of(normal, reduce * EDGES, stage=3)
 
-    report = _stage_report(arch, keep=None)
+    report = stage_report(arch, keep=None)
     assert report.stage == 3
     assert report.last is True
     assert report.normal[0].kept == ("sep_conv_3x3",)
@@ -261,6 +258,15 @@ def test_valid_last_epochs_counts_epochs(last: int, expected: list[int]) -> None
 SKIP_FIRST = EdgeWeights(("skip_connect", "sep_conv_3x3", "dil_conv_3x3"), (1.0, 0.0, -1.0))
 
 
+def write_genotypes(
+    run_dir: Path, arch: ArchWeights, schedule: Schedule, dataset: str
+) -> tuple[Genotype, Genotype]:
+    """The genotypes a search derives from ``arch``, written as a run writes them."""
+    refined, unrefined = derive_genotypes(arch, schedule, dataset)
+    RunFiles(run_dir).results(arch, refined, unrefined)
+    return refined, unrefined
+
+
 def _skip_heavy_arch() -> ArchWeights:
     """Every normal edge prefers skip_connect, its strength rising with the edge index."""
     normal = [EdgeWeights(SKIP_FIRST.ops, (1.0 + 0.01 * i, 0.0, -1.0)) for i in range(EDGES)]
@@ -275,7 +281,7 @@ def test_genotype_json_is_refined_and_names_m(tmp_path: Path, max_skip: int) -> 
         max_skip=max_skip,
     )
     arch = _skip_heavy_arch()
-    refined, unrefined = _write_genotypes(tmp_path, arch, schedule, "digits")
+    refined, unrefined = write_genotypes(tmp_path, arch, schedule, "digits")
     assert unrefined.count("skip_connect") == 8
     assert refined.count("skip_connect") == max_skip
     assert read_genotype_file(tmp_path / "genotype.json") == derive_genotype(arch, max_skip)
@@ -291,7 +297,7 @@ def test_max_skip_null_leaves_the_derivation_unrefined(tmp_path: Path) -> None:
         stages=(StageSchedule(cells=5, ops_per_edge=8, skip_dropout_rate=0),),
         max_skip=None,
     )
-    refined, unrefined = _write_genotypes(tmp_path, _skip_heavy_arch(), schedule, "digits")
+    refined, unrefined = write_genotypes(tmp_path, _skip_heavy_arch(), schedule, "digits")
     assert refined == unrefined
     assert refined.count("skip_connect") == 8
     assert json.loads((tmp_path / "genotype.json").read_text())["meta"]["max_skip"] is None

@@ -17,17 +17,12 @@ from conftest import tiny_schedule_dict
 from searchhelpers import largest_alpha_change
 from torch import nn
 
+from pdarts_cli.context import RunContext
 from pdarts_cli.data import DatasetInfo, ImageDataset, ImageTensors
 from pdarts_cli.device import resolve_precision
 from pdarts_cli.schedule import Schedule, validate_schedule
 from pdarts_cli.search import SearchOptions, run_search
-from pdarts_cli.search.progressive import (
-    SearchEnvironment,
-    _all_candidates,
-    _build_stage,
-    _Stage,
-    search_step,
-)
+from pdarts_cli.search.step import Stage, all_candidates, build_stage, search_step
 from pdarts_cli.search.supernet import SearchNetwork
 
 CLASSES = 4
@@ -38,12 +33,12 @@ def _schedule() -> Schedule:
     return validate_schedule(tiny_schedule_dict(), "step test")
 
 
-def _environment() -> SearchEnvironment:
+def _environment() -> RunContext:
     images = torch.zeros(8, 1, 8, 8, dtype=torch.uint8)
     data = ImageTensors(images, torch.zeros(8, dtype=torch.int64))
     info = DatasetInfo("synthetic", CLASSES, 1, 8, (0.5,), (0.25,))
     cpu = torch.device("cpu")
-    return SearchEnvironment(
+    return RunContext(
         data=ImageDataset(info, data, data),
         device=cpu,
         precision=resolve_precision("auto", cpu),
@@ -59,9 +54,9 @@ def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def _stage(schedule: Schedule, env: SearchEnvironment) -> _Stage:
-    candidates = _all_candidates(schedule)
-    return _build_stage(schedule, 0, candidates, candidates, env)
+def _stage(schedule: Schedule, env: RunContext) -> Stage:
+    candidates = all_candidates(schedule)
+    return build_stage(schedule, 0, candidates, candidates, env)
 
 
 def _weights(network: SearchNetwork) -> list[torch.Tensor]:

@@ -27,7 +27,7 @@ from pdarts_cli.data import (
 )
 from pdarts_cli.schedule import Schedule, validate_schedule
 from pdarts_cli.search import resolve_for_dataset
-from pdarts_cli.search.progressive import weight_alpha_split
+from pdarts_cli.search.data import weight_alpha_split
 
 CLASSES = ["ant", "bee", "cat", "dog"]  # an image folder lists its classes sorted
 

@@ -26,8 +26,8 @@ from pdarts_cli.search.supernet import (
     SearchNetwork,
     SkipDropout,
     build_candidate,
-    reduction_indices,
 )
+from pdarts_cli.topology import reduction_indices
 
 FP32 = Precision("cpu", None)
 EDGES = 14  # a 4-step cell
@@ -78,7 +78,7 @@ def hand_mixed_op(channels: int) -> MixedOp:
             build_candidate("avg_pool_3x3", avg_pool_3x3, channels, 1),
         ]
     )
-    return MixedOp(ops).eval()
+    return MixedOp(ops, ("none", "skip_connect", "avg_pool_3x3")).eval()
 
 
 def test_mixed_op_matches_a_hand_computation() -> None:
@@ -104,7 +104,7 @@ def test_none_contributes_nothing() -> None:
     x = torch.randn(1, 2, 5, 5, generator=torch.Generator().manual_seed(0))
     out = mixed(x, torch.tensor([100.0, 0.0, 0.0]))
     assert torch.equal(out, torch.zeros_like(x))
-    only_none = MixedOp(nn.ModuleList([build_candidate("none", zero, 2, 2)]))
+    only_none = MixedOp(nn.ModuleList([build_candidate("none", zero, 2, 2)]), ("none",))
     out = only_none(x, torch.tensor([1.0]))
     assert out.shape == (1, 2, 3, 3)
     assert not out.any()

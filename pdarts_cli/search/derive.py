@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from pdarts_ops import IDENTITY_OP, ZERO_OP
 
 from pdarts_cli.arch import ArchWeights, EdgeWeights
 from pdarts_cli.errors import ArtifactError
-from pdarts_cli.genotype import INPUTS_PER_NODE, Genotype
-
-ZERO_OP = "none"
-SKIP_OP = "skip_connect"
+from pdarts_cli.genotype import Genotype
+from pdarts_cli.topology import CELL_INPUTS, INPUTS_PER_NODE, node_edges
 
 
 def edge_probabilities(alpha: Sequence[float]) -> list[float]:
@@ -55,15 +54,6 @@ def chosen_op(
 def edge_strength(ops: Sequence[str], probs: Sequence[float]) -> float:
     """The largest probability of the edge with that of ``none`` set to 0."""
     return max(0.0 if op == ZERO_OP else p for op, p in zip(ops, probs))
-
-
-def node_edges(steps: int) -> list[range]:
-    """The edge indices of each intermediate node: node k has inputs 0..k+1."""
-    ranges, start = [], 0
-    for node in range(steps):
-        ranges.append(range(start, start + node + 2))
-        start += node + 2
-    return ranges
 
 
 def kept_edges(strengths: Sequence[float], steps: int) -> list[int]:
@@ -118,7 +108,7 @@ def derive_cell(
     chosen, kept = _cell_gene(edges, probs, steps, excluded)
 
     def skip_edges() -> list[int]:
-        return [e for e in kept if chosen[e] >= 0 and edges[e].ops[chosen[e]] == SKIP_OP]
+        return [e for e in kept if chosen[e] >= 0 and edges[e].ops[chosen[e]] == IDENTITY_OP]
 
     while max_skip is not None and len(skip_edges()) > max_skip:
         candidates = skip_edges()
@@ -132,7 +122,7 @@ def derive_cell(
 
 def derive_genotype(arch: ArchWeights, max_skip: int | None = None) -> Genotype:
     """The genotype of an architecture; ``max_skip`` refines the normal cell only."""
-    concat = tuple(range(2, arch.steps + 2))
+    concat = tuple(range(CELL_INPUTS, CELL_INPUTS + arch.steps))
     meta = {"max_skip": max_skip} if max_skip is not None else {}
     return Genotype(
         normal=derive_cell(arch.normal, arch.steps, max_skip),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pdarts_cli.arch import ArchWeights
+from pdarts_cli.context import Observer
 from pdarts_cli.genotype import Genotype
 
 
@@ -76,7 +77,7 @@ class StageReport:
 
 @dataclass(frozen=True)
 class SearchResult:
-    run_dir: Path
+    run_dir: Path | None  # None for a search that wrote no files
     genotype: Genotype
     arch: ArchWeights
     seconds: float
@@ -91,11 +92,8 @@ class SearchResult:
         return self.unrefined.count("skip_connect") - self.genotype.count("skip_connect")
 
 
-class SearchObserver:
+class SearchObserver(Observer):
     """No-op hooks; subclass and override what you want to see."""
-
-    def note(self, text: str) -> None:
-        """A one-line remark (resuming, device chosen, ...)."""
 
     def stage_started(self, start: StageStart) -> None:
         pass

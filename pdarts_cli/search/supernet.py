@@ -13,11 +13,18 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from pdarts_ops import FactorizedReduce, ReLUConvBN, Zero
+from pdarts_ops import IDENTITY_OP, ZERO_OP, FactorizedReduce, ReLUConvBN
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pdarts_cli.arch import ArchWeights, EdgeWeights, edges_per_cell
+from pdarts_cli.arch import ArchWeights, EdgeWeights
+from pdarts_cli.topology import (
+    CELL_INPUTS,
+    cell_edges,
+    edges_per_cell,
+    node_edges,
+    reduction_indices,
+)
 
 OpFactory = Callable[[int, int, bool], nn.Module]
 CellCandidates = tuple[tuple[str, ...], ...]  # per edge, its candidate op names
@@ -42,7 +49,7 @@ def build_candidate(name: str, factory: OpFactory, channels: int, stride: int) -
     op = factory(channels, stride, False)
     if getattr(factory, "search_batchnorm", False):
         return nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
-    if isinstance(op, nn.Identity):
+    if name == IDENTITY_OP and stride == 1:
         return nn.Sequential(op, SkipDropout())
     return op
 
@@ -50,10 +57,10 @@ def build_candidate(name: str, factory: OpFactory, channels: int, stride: int) -
 class MixedOp(nn.Module):
     """``sum_o w_o * o(x)`` over the edge's candidates; ``none`` adds nothing and is skipped."""
 
-    def __init__(self, ops: nn.ModuleList) -> None:
+    def __init__(self, ops: nn.ModuleList, names: tuple[str, ...]) -> None:
         super().__init__()
         self.ops = ops
-        self._active = [i for i, op in enumerate(ops) if not isinstance(op, Zero)]
+        self._active = [i for i, name in enumerate(names) if name != ZERO_OP]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if not self._active:
@@ -88,28 +95,25 @@ class SearchCell(nn.Module):
             self.preprocess0 = ReLUConvBN(prev_prev_channels, channels, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(prev_channels, channels, 1, 1, 0, affine=False)
         edges = []
-        edge = 0
-        for node in range(steps):
-            for source in range(node + 2):
-                stride = 2 if reduction and source < 2 else 1
-                ops = nn.ModuleList(
-                    build_candidate(name, factories[name], channels, stride)
-                    for name in candidates[edge]
-                )
-                edges.append(MixedOp(ops))
-                edge += 1
+        for edge, names in zip(cell_edges(steps), candidates):
+            stride = 2 if reduction and edge.source < CELL_INPUTS else 1
+            ops = nn.ModuleList(
+                build_candidate(name, factories[name], channels, stride) for name in names
+            )
+            edges.append(MixedOp(ops, names))
         self.edges = nn.ModuleList(edges)
+        self.incoming = node_edges(steps)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        edge = 0
-        for _ in range(self.steps):
-            node = self.edges[edge](states[0], weights[edge])
-            for j in range(1, len(states)):
-                node = node + self.edges[edge + j](states[j], weights[edge + j])
-            edge += len(states)
+        for incoming in self.incoming:  # edge incoming[j] comes from states[j]
+            first = incoming[0]
+            node = self.edges[first](states[0], weights[first])
+            for j in range(1, len(incoming)):
+                edge = incoming[j]
+                node = node + self.edges[edge](states[j], weights[edge])
             states.append(node)
-        return torch.cat(states[2:], dim=1)
+        return torch.cat(states[CELL_INPUTS:], dim=1)
 
 
 class _FrozenBatchNormStatistics:
@@ -137,11 +141,6 @@ def _recompute_contexts(
     cell: nn.Module,
 ) -> tuple[contextlib.AbstractContextManager[None], _FrozenBatchNormStatistics]:
     return contextlib.nullcontext(), _FrozenBatchNormStatistics(cell)
-
-
-def reduction_indices(cells: int) -> tuple[int, int]:
-    """Cells at one and two thirds of the depth reduce (DARTS)."""
-    return cells // 3, 2 * cells // 3
 
 
 class SearchNetwork(nn.Module):

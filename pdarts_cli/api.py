@@ -1,0 +1,136 @@
+"""The Python API: what ``pdarts search``, ``refine``, ``train`` and ``evaluate`` do, called
+from Python.
+
+>>> import pdarts_cli as pdarts
+>>> result = pdarts.search("digits", "quick", overrides={"stages.1.epochs": 2})
+>>> result.genotype.to_darts()
+
+Each function takes what a caller has at hand (a preset name or a ``Schedule``, a dataset spec
+or tensors, a genotype name or a ``Genotype``) and returns the result as objects; a search
+given no ``out_dir`` writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from torch.utils.data import Dataset
+
+from pdarts_cli.arch import ArchWeights, read_arch
+from pdarts_cli.data import ImageDataset, as_image_dataset
+from pdarts_cli.genotype import Genotype, load_genotype
+from pdarts_cli.overrides import with_overrides
+from pdarts_cli.refine import arch_path
+from pdarts_cli.schedule import PAPER_MAX_SKIP, Schedule, load_schedule, preset_for_dataset
+from pdarts_cli.search.derive import derive_genotype
+from pdarts_cli.search.events import SearchObserver, SearchResult
+from pdarts_cli.search.options import SearchOptions
+from pdarts_cli.search.run import run_search
+from pdarts_cli.train import (
+    Evaluation,
+    TrainObserver,
+    TrainOptions,
+    TrainState,
+    evaluate_checkpoint,
+    run_training,
+)
+from pdarts_cli.train.recipe import Recipe, adapt_to_dataset, load_recipe, recipe_for_dataset
+
+# What ``search`` accepts as data: a dataset spec (``digits``, ``cifar10``, ``npz:PATH``, ...),
+# a loaded dataset, ``(images, labels)`` tensors, ``((train images, labels), (test images,
+# labels))``, or a torch Dataset of ``(image, label)`` items.
+SearchData = Union[
+    str, ImageDataset, tuple[Any, ...], Mapping[str, Any], "Dataset[tuple[torch.Tensor, int]]"
+]
+IN_MEMORY = "in-memory"  # the name records give data passed as objects
+
+
+def _schedule(schedule: Schedule | str | Path | None, dataset: str) -> Schedule:
+    if isinstance(schedule, Schedule):
+        return schedule
+    return load_schedule(str(schedule) if schedule is not None else preset_for_dataset(dataset))
+
+
+def search(
+    data: SearchData,
+    schedule: Schedule | str | Path | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    data_dir: Path | None = None,
+    download: bool = False,
+    image_size: int | None = None,
+    force: bool = False,
+    observer: SearchObserver | None = None,
+) -> SearchResult:
+    """Search a cell with P-DARTS, as ``pdarts search`` does.
+
+    ``schedule`` is a ``Schedule``, a preset name or a schedule file (default: the paper's for
+    the dataset); ``overrides`` replaces fields by dotted key (``{"alphas.order": "second",
+    "stages.1.epochs": 5}``, stages counted from 1). With ``out_dir`` the run directory is
+    written as by the command (and can be resumed); without, nothing is written and the
+    result carries the genotype, the final arch weights and every epoch's metrics.
+    """
+    spec = data if isinstance(data, str) else IN_MEMORY
+    resolved = _schedule(schedule, spec)
+    if overrides:
+        resolved = with_overrides(resolved, overrides)
+    options = SearchOptions(
+        dataset=spec, data_dir=data_dir, download=download, image_size=image_size, device=device
+    )
+    in_memory = None if isinstance(data, str) else as_image_dataset(data, IN_MEMORY)
+    return run_search(resolved, options, out_dir, force=force, observer=observer, data=in_memory)
+
+
+def refine(arch: ArchWeights | str | Path, max_skip: int | None = PAPER_MAX_SKIP) -> Genotype:
+    """The genotype of ``arch`` (arch weights, a ``*.arch.json`` file or a search run
+    directory) with at most ``max_skip`` skip-connects in the normal cell (P-DARTS' refinement;
+    None: the plain derivation)."""
+    if not isinstance(arch, ArchWeights):
+        arch = read_arch(arch_path(Path(arch)))
+    return derive_genotype(arch, max_skip)
+
+
+def train(
+    genotype: Genotype | str | Path,
+    dataset: str,
+    recipe: Recipe | str | Path | None = None,
+    *,
+    out_dir: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    data_dir: Path | None = None,
+    download: bool = False,
+    force: bool = False,
+    observer: TrainObserver | None = None,
+) -> TrainState:
+    """Train a genotype's evaluation network, as ``pdarts train`` does, into ``out_dir``.
+
+    ``genotype`` is a ``Genotype``, a zoo name, a DARTS string, a genotype file or a search run
+    directory; ``recipe`` a ``Recipe``, a preset name or a recipe file (default: the paper's
+    for the dataset); ``overrides`` replaces recipe fields by dotted key (``{"epochs": 2}``).
+    """
+    if not isinstance(genotype, Genotype):
+        genotype = load_genotype(str(genotype))
+    if isinstance(recipe, Recipe):
+        resolved = recipe
+    else:
+        name = str(recipe) if recipe is not None else recipe_for_dataset(dataset)
+        resolved = adapt_to_dataset(load_recipe(name), dataset, overrides or {})
+    if overrides:
+        resolved = with_overrides(resolved, overrides)
+    options = TrainOptions(dataset=dataset, data_dir=data_dir, download=download, device=device)
+    return run_training(genotype, resolved, options, out_dir, force=force, observer=observer)
+
+
+def evaluate(
+    checkpoint: str | Path, dataset: str, *, device: str = "auto", data_dir: Path | None = None
+) -> Evaluation:
+    """Top-1 and top-5 of a trained network (``final.safetensors``, ...) on ``dataset``'s test
+    split, as ``pdarts evaluate`` reports them."""
+    options = TrainOptions(dataset=dataset, data_dir=data_dir, device=device)
+    return evaluate_checkpoint(Path(checkpoint), options)

@@ -1,0 +1,118 @@
+"""Starting and resuming a search: the run directory, its records, and the run context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pdarts_cli.context import RunContext, resume_record, resumed_options, threads_warning
+from pdarts_cli.data import ImageDataset, resolve_dataset, resolve_split
+from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
+from pdarts_cli.errors import ConfigError
+from pdarts_cli.files import atomic_write_text
+from pdarts_cli.provenance import run_record
+from pdarts_cli.runlog import RUN_FILE, SCHEDULE_FILE, create_run_dir, read_json, write_json
+from pdarts_cli.schedule import Schedule, schedule_json, validate_schedule
+from pdarts_cli.search.autobatch import batch_chooser
+from pdarts_cli.search.batching import check_batches
+from pdarts_cli.search.data import data_halves
+from pdarts_cli.search.events import SearchObserver, SearchResult
+from pdarts_cli.search.loop import run_stages
+from pdarts_cli.search.options import SearchOptions
+from pdarts_cli.search.state import RunFiles, finished_result, read_resume_point
+
+
+def search_context(
+    schedule: Schedule, options: SearchOptions, data: ImageDataset | None = None
+) -> RunContext:
+    """The device, numerics and data a search runs on; ``data`` given in memory replaces
+    reading ``options.dataset``."""
+    device = resolve_device(options.device)
+    if data is None:
+        data = resolve_dataset(
+            options.dataset, options.data_dir, options.download, options.image_size
+        )
+    return RunContext(
+        data=data,
+        device=device,
+        precision=resolve_precision(schedule.amp, device),
+        channels_last=resolve_channels_last(schedule.channels_last, device),
+        dataset=options.dataset,
+    )
+
+
+def resolve_for_dataset(schedule: Schedule, dataset: str) -> Schedule:
+    """The schedule with its dataset-dependent choices made (``data.split = "auto"``), as
+    schedule.json records it."""
+    split = resolve_split(schedule.data.split, dataset)
+    return schedule.model_copy(update={"data": schedule.data.model_copy(update={"split": split})})
+
+
+def announce(ctx: RunContext, observer: SearchObserver) -> None:
+    info = ctx.data.info
+    observer.note(
+        f"dataset {ctx.dataset}: {info.num_classes} classes, {info.channels}x{info.image_size}"
+        f"x{info.image_size}; device {ctx.device} ({ctx.precision.label}"
+        f"{', channels_last' if ctx.channels_last else ''})"
+    )
+
+
+def run_search(
+    schedule: Schedule,
+    options: SearchOptions,
+    out_dir: str | Path | None,
+    force: bool = False,
+    observer: SearchObserver | None = None,
+    data: ImageDataset | None = None,
+) -> SearchResult:
+    """Run every stage of ``schedule`` and leave a complete run directory in ``out_dir``;
+    with ``out_dir`` None nothing is written and the result alone holds what was found.
+
+    ``data`` searches an in-memory dataset instead of reading ``options.dataset`` (which then
+    only names it in the records).
+    """
+    observer = observer or SearchObserver()
+    if data is not None and options.auto_batch_size:
+        raise ConfigError(
+            "an automatic batch size profiles the data in child processes: give a dataset "
+            "spec, not data in memory, or choose the batch sizes"
+        )
+    schedule = resolve_for_dataset(schedule, options.dataset)
+    ctx = search_context(schedule, options, data)
+    if not options.raise_batch:  # auto only lowers a stage's batch: check the schedule's
+        check_batches(schedule, data_halves(schedule, ctx), options.force_batch)
+    files = RunFiles(None)
+    if out_dir is not None:
+        run_dir = create_run_dir(Path(out_dir), force)
+        record = run_record("search", options.model_dump(mode="json"), ctx.device)
+        write_json(run_dir / RUN_FILE, record)
+        atomic_write_text(run_dir / SCHEDULE_FILE, schedule_json(schedule))
+        files = RunFiles(run_dir)
+    announce(ctx, observer)
+    chooser = batch_chooser(options, ctx, files, observer)
+    return run_stages(schedule, ctx, files, observer, choose_batch=chooser)
+
+
+def resume_search(
+    run_dir: str | Path,
+    device: str | None = None,
+    data_dir: Path | None = None,
+    observer: SearchObserver | None = None,
+) -> SearchResult:
+    """Continue a killed run where its last checkpoint left it."""
+    observer = observer or SearchObserver()
+    run_dir = Path(run_dir)
+    run = resume_record(run_dir, "search")
+    schedule = validate_schedule(read_json(run_dir / SCHEDULE_FILE), str(run_dir / SCHEDULE_FILE))
+    point = read_resume_point(run_dir)
+    if point is not None and point.complete:
+        observer.note(f"the run in {run_dir} is already complete; nothing to resume")
+        return finished_result(run_dir)
+    options = SearchOptions.model_validate(resumed_options(run, device=device, data_dir=data_dir))
+    ctx = search_context(schedule, options)
+    announce(ctx, observer)
+    warning = threads_warning(run)
+    if warning is not None:
+        observer.note(warning)
+    files = RunFiles(run_dir)
+    chooser = batch_chooser(options, ctx, files, observer)
+    return run_stages(schedule, ctx, files, observer, resume=point, choose_batch=chooser)

@@ -1,0 +1,153 @@
+"""One stage's live objects and one search iteration (ALGORITHM.md, "Search step").
+
+``build_stage`` makes a stage's supernet and optimizers from the schedule, seeded from
+(seed, stage); ``search_step`` is one iteration: an alpha step on the alpha batch (joint
+epochs only), then a weight step on the weight batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pdarts_cli.context import RunContext
+from pdarts_cli.device import to_memory_format
+from pdarts_cli.registry import op_registry
+from pdarts_cli.schedule import Schedule, StageSchedule
+from pdarts_cli.search.architect import first_order_grads, second_order_grads
+from pdarts_cli.search.supernet import CellCandidates, SearchNetwork
+from pdarts_cli.seeding import Stream, derive_seed
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Stage:
+    """The live objects of one stage."""
+
+    index: int  # 0-based
+    config: StageSchedule
+    network: SearchNetwork
+    weight_optimizer: torch.optim.SGD
+    alpha_optimizer: torch.optim.Adam
+    scalers: tuple[torch.amp.GradScaler, torch.amp.GradScaler] | None
+    weights: list[nn.Parameter]  # the network's weights, listed once for every step to use
+
+
+def all_candidates(schedule: Schedule) -> CellCandidates:
+    """Every edge of a cell with all of the schedule's candidate ops: the first stage's."""
+    return tuple(tuple(schedule.candidate_ops) for _ in range(schedule.edges_per_cell))
+
+
+def build_stage(
+    schedule: Schedule,
+    index: int,
+    normal: CellCandidates,
+    reduce: CellCandidates,
+    ctx: RunContext,
+) -> Stage:
+    """Stage ``index`` (0-based) with these candidates, its weights and alphas drawn from the
+    stage's own seed."""
+    config = schedule.stages[index]
+    torch.manual_seed(derive_seed(schedule.seed, Stream.SEARCH_INIT, index))
+    ops = {name for cell in (normal, reduce) for edge in cell for name in edge}
+    factories = {name: op_registry().get(name) for name in sorted(ops)}
+    network = SearchNetwork(
+        channels=config.channels,
+        num_classes=ctx.data.info.num_classes,
+        cells=config.cells,
+        in_channels=ctx.data.info.channels,
+        normal_candidates=normal,
+        reduce_candidates=reduce,
+        factories=factories,
+        steps=schedule.steps,
+        stem_multiplier=schedule.stem_multiplier,
+        alpha_init_scale=schedule.alphas.init_scale,
+        checkpoint_cells=schedule.checkpoint_cells,
+    ).to(ctx.device)
+    if ctx.channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    w, a = schedule.weights, schedule.alphas
+    weights = network.weight_parameters()
+    weight_optimizer = torch.optim.SGD(
+        weights, lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay
+    )
+    alpha_optimizer = torch.optim.Adam(
+        network.arch_parameters(),
+        lr=a.lr * config.lr_scale,
+        betas=a.betas,
+        weight_decay=a.weight_decay,
+    )
+    scalers = None
+    if ctx.precision.needs_scaler:
+        scalers = (torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda"))
+    return Stage(index, config, network, weight_optimizer, alpha_optimizer, scalers, weights)
+
+
+def apply_grads(
+    params: list[nn.Parameter],
+    grads: list[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    clip: float,
+    scaler: torch.amp.GradScaler | None,
+) -> None:
+    """Set ``grads``, clip their norm to ``clip`` (unscaled first under a scaler), step."""
+    for p, g in zip(params, grads):
+        p.grad = g
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    nn.utils.clip_grad_norm_(params, clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def alpha_step(
+    schedule: Schedule, stage: Stage, batch: Batch, alpha_batch: Batch, ctx: RunContext
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Adam step of the alphas on ``alpha_batch`` (second order: through a virtual weight
+    step on ``batch``). Returns the alpha loss and logits."""
+    network = stage.network
+    alpha_scaler = stage.scalers[1] if stage.scalers else None
+    x, y = to_memory_format(batch[0], ctx.channels_last), batch[1]
+    xa, ya = to_memory_format(alpha_batch[0], ctx.channels_last), alpha_batch[1]
+    if schedule.alphas.order == "second":
+        grads, loss, logits = second_order_grads(
+            network, x, y, xa, ya, stage.weight_optimizer, ctx.precision
+        )
+        alpha_scaler = None  # the unrolled step runs unscaled
+    else:
+        grads, loss, logits = first_order_grads(network, xa, ya, ctx.precision, alpha_scaler)
+    clip = schedule.alphas.grad_clip_norm
+    apply_grads(network.arch_parameters(), grads, stage.alpha_optimizer, clip, alpha_scaler)
+    return loss, logits
+
+
+def search_step(
+    schedule: Schedule,
+    stage: Stage,
+    batch: Batch,
+    alpha_batch: Batch | None,
+    ctx: RunContext,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """One search iteration: an alpha step on ``alpha_batch`` (joint epochs), then a weight
+    step on ``batch``. Returns the weight loss and logits, and the alpha loss and logits."""
+    alpha_result = None
+    if alpha_batch is not None:
+        alpha_result = alpha_step(schedule, stage, batch, alpha_batch, ctx)
+    weight_scaler = stage.scalers[0] if stage.scalers else None
+    x, y = to_memory_format(batch[0], ctx.channels_last), batch[1]
+    with ctx.precision.autocast():
+        logits = stage.network(x)
+    loss = F.cross_entropy(logits.float(), y)
+    scaled = weight_scaler.scale(loss) if weight_scaler is not None else loss
+    grads = list(torch.autograd.grad(scaled, stage.weights))
+    clip = schedule.weights.grad_clip_norm
+    apply_grads(stage.weights, grads, stage.weight_optimizer, clip, weight_scaler)
+    return loss.detach(), logits.detach(), alpha_result
