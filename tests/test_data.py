@@ -36,8 +36,9 @@ from pdarts_cli.data import (
     resolve_dataset,
     split_indices,
 )
-from pdarts_cli.data.batches import loader_transform
-from pdarts_cli.data.providers import CIFAR10, CIFAR100, channel_stats
+from pdarts_cli.data.providers.cifar import CIFAR10, CIFAR100
+from pdarts_cli.data.stats import channel_stats
+from pdarts_cli.data.transforms import loader_transform
 from pdarts_cli.errors import DatasetError, RegistryError
 from pdarts_cli.registry import dataset_registry, first_doc_line
 

@@ -1,14 +1,17 @@
 """Datasets: resolve ``name[:argument]`` to a provider's ``ImageDataset``, and batch it.
 
-Providers come from the ``pdarts.datasets`` entry-point group (built-ins and plugins alike),
-so ``resolve_dataset("npz:/data/x.npz")`` and a plugin's ``resolve_dataset("mnist")`` take
-the same road.
+The modules, in the order data flows through them:
+
+- ``base``: the provider contract (``DatasetRequest`` -> ``ImageDataset``) and ``BatchSource``.
+- ``resolve``: a spec to a dataset, through the ``pdarts.datasets`` entry points.
+- ``providers``: the built-in providers, one module per source.
+- ``in_memory``: a caller's own tensors or torch ``Dataset`` as an ``ImageDataset``.
+- ``split``: the weight/alpha (or train/validation) split of a training set.
+- ``batches``: one epoch of model-ready batches, with ``augment`` (on-device augmentation)
+  and ``transforms`` (torchvision transforms for datasets on disk).
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 from pdarts_cli.data.base import (
     BatchSource,
@@ -18,6 +21,13 @@ from pdarts_cli.data.base import (
     ImageTensors,
 )
 from pdarts_cli.data.batches import DeviceBatches, LoaderBatches, make_batch_source
+from pdarts_cli.data.in_memory import InMemoryData, as_image_dataset
+from pdarts_cli.data.resolve import (
+    DATA_DIR_ENV,
+    default_data_dir,
+    parse_dataset_spec,
+    resolve_dataset,
+)
 from pdarts_cli.data.split import (
     SplitChoice,
     SplitMethod,
@@ -27,19 +37,20 @@ from pdarts_cli.data.split import (
     split_indices,
     stratified_split_indices,
 )
-from pdarts_cli.errors import DatasetError
-from pdarts_cli.registry import dataset_registry
 
 __all__ = [
+    "DATA_DIR_ENV",
     "BatchSource",
     "DatasetInfo",
     "DatasetRequest",
     "DeviceBatches",
     "ImageDataset",
     "ImageTensors",
+    "InMemoryData",
     "LoaderBatches",
     "SplitChoice",
     "SplitMethod",
+    "as_image_dataset",
     "dataset_labels",
     "default_data_dir",
     "make_batch_source",
@@ -50,57 +61,3 @@ __all__ = [
     "split_indices",
     "stratified_split_indices",
 ]
-
-DATA_DIR_ENV = "PDARTS_DATA"
-
-
-def default_data_dir() -> Path:
-    """Where downloaded datasets live: ``$PDARTS_DATA``, else the user's cache folder.
-
-    The cache follows the XDG convention (``$XDG_CACHE_HOME/pdarts/data``, by default
-    ``~/.cache/pdarts/data``) so data is shared between runs and projects, and is not backed up.
-    """
-    configured = os.environ.get(DATA_DIR_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME")
-    cache_root = Path(cache).expanduser() if cache else Path.home() / ".cache"
-    return cache_root / "pdarts" / "data"
-
-
-def parse_dataset_spec(spec: str) -> tuple[str, str | None]:
-    """``"npz:/x/y.npz"`` -> ``("npz", "/x/y.npz")``; split at the first ':' only.
-
-    Splitting at the first ':' keeps Windows paths (``npz:C:\\data\\x.npz``) whole. An empty
-    argument (``"npz:"``) counts as none, so the provider can say what it needs.
-    """
-    name, _, argument = spec.partition(":")
-    return name, argument or None
-
-
-def resolve_dataset(
-    spec: str,
-    data_dir: Path | None = None,
-    download: bool = False,
-    image_size: int | None = None,
-) -> ImageDataset:
-    """Load the dataset that ``spec`` names, through its registered provider.
-
-    An unknown name raises the registry's ``RegistryError`` (which lists the known names);
-    a provider's own problems are ``DatasetError``s.
-    """
-    name, argument = parse_dataset_spec(spec)
-    provider = dataset_registry().get(name)
-    request = DatasetRequest(
-        name=name,
-        argument=argument,
-        data_dir=data_dir if data_dir is not None else default_data_dir(),
-        download=download,
-        image_size=image_size,
-    )
-    dataset = provider(request)
-    if not isinstance(dataset, ImageDataset):
-        raise DatasetError(
-            f"dataset provider {name!r} returned {type(dataset).__name__}, not an ImageDataset"
-        )
-    return dataset

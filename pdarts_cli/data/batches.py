@@ -1,32 +1,23 @@
 """Batch sources: one epoch of model-ready batches, from memory or from disk.
 
 In-memory datasets (``ImageTensors``) are moved to the device once and cut, augmented and
-normalised there a whole batch at a time (``DeviceBatches``): on a GPU this removes the data
-loader from the step time of a 32 x 32 search entirely. Datasets on disk go through a torch
-``DataLoader`` with torchvision transforms (``LoaderBatches``). Both draw every random number
-from a generator seeded per epoch, so ``epoch(seed)`` gives the same batches for the same seed.
-
-Augmentation follows DARTS / P-DARTS on CIFAR: random crop with zero padding, horizontal flip,
-then normalisation, and cutout on the normalised tensor.
+normalised there a whole batch at a time (``DeviceBatches``, with ``augment``): on a GPU this
+removes the data loader from the step time of a 32 x 32 search entirely. Datasets on disk go
+through a torch ``DataLoader`` with torchvision transforms (``LoaderBatches``, with
+``transforms``). Both draw every random number from a generator seeded per epoch, so
+``epoch(seed)`` gives the same batches for the same seed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from pdarts_cli.data.augment import cutout, normalise, random_crop_flip
 from pdarts_cli.data.base import BatchSource, DatasetInfo, ImageTensors
-
-PIXEL_MAX = 255.0  # uint8 images are scaled by this to reach the [0, 1] scale of mean / std
-FLIP_PROBABILITY = 0.5  # per sample, as torchvision's RandomHorizontalFlip
-# Per-sample seed = epoch seed * stride + position: a large odd stride puts the seeds of
-# different epochs far apart, so no (epoch, position) pair shares a sample's seed with another.
-_SEED_STRIDE = 0x9E3779B97F4A7C15
-_SEED_MASK = (1 << 63) - 1
+from pdarts_cli.data.transforms import TransformedSubset, loader_transform
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
@@ -44,64 +35,6 @@ def _channel_vector(values: Sequence[float], channels: int, device: torch.device
     if len(values) != channels:
         raise ValueError(f"expected {channels} per-channel values, got {len(values)}")
     return torch.tensor(values, dtype=torch.float32, device=device).view(1, channels, 1, 1)
-
-
-def random_crop_flip(
-    images: torch.Tensor,
-    padding: int,
-    horizontal_flip: bool,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Randomly crop (zero padding ``padding``) and flip a whole N x C x H x W batch.
-
-    Equivalent to torchvision's ``RandomCrop(size, padding)`` then ``RandomHorizontalFlip``
-    on each image: the window offset per sample is uniform in [0, 2 * padding] on both axes.
-    Crop and flip are one gather with per-sample row and column indices, so there is no
-    Python loop over samples. Works on uint8 directly, where padding with 0 equals padding
-    the [0, 1] image with 0.
-    """
-    n, channels, height, width = images.shape
-    device = images.device
-    rows = torch.arange(height, device=device).expand(n, height)
-    cols = torch.arange(width, device=device).expand(n, width)
-    if horizontal_flip:
-        flipped = torch.rand(n, generator=generator, device=device) < FLIP_PROBABILITY
-        cols = torch.where(flipped[:, None], (width - 1) - cols, cols)
-    if padding > 0:
-        # A flipped crop is the window at the same offset read right to left.
-        offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator, device=device)
-        images = F.pad(images, (padding, padding, padding, padding))
-        rows = rows + offsets[:, :1]
-        cols = cols + offsets[:, 1:]
-    sample = torch.arange(n, device=device).view(n, 1, 1, 1)
-    channel = torch.arange(channels, device=device).view(1, channels, 1, 1)
-    return images[sample, channel, rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def cutout(images: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero a ``length`` x ``length`` square per sample (DeVries & Taylor 2017, as DARTS).
-
-    The square's centre is uniform over the image and the square is clipped at the borders,
-    so near an edge less than ``length`` x ``length`` is cut. DARTS applies it to the
-    normalised tensor, so the cut region is 0 after normalisation, not black.
-    """
-    n, _, height, width = images.shape
-    device = images.device
-    centre_row = torch.randint(0, height, (n, 1), generator=generator, device=device)
-    centre_col = torch.randint(0, width, (n, 1), generator=generator, device=device)
-    top = centre_row - length // 2
-    left = centre_col - length // 2
-    rows = torch.arange(height, device=device).view(1, height)
-    cols = torch.arange(width, device=device).view(1, width)
-    in_rows = (rows >= top) & (rows < top + length)
-    in_cols = (cols >= left) & (cols < left + length)
-    square = in_rows[:, :, None] & in_cols[:, None, :]
-    return images.masked_fill(square[:, None], 0.0)
-
-
-def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 images to float32 ``(x / 255 - mean) / std``, as ToTensor + Normalize."""
-    return images.to(torch.float32).div_(PIXEL_MAX).sub_(mean).div_(std)
 
 
 class DeviceBatches:
@@ -167,86 +100,6 @@ class DeviceBatches:
             yield self._augment(self._images[chosen], generator), self._labels[chosen]
 
 
-def _sample_seed(epoch_seed: int, position: int) -> int:
-    return (epoch_seed * _SEED_STRIDE + position) & _SEED_MASK
-
-
-class _TransformedSubset(Dataset[tuple[torch.Tensor, int]]):
-    """A ``Subset`` whose samples pass through a transform with a per-sample seeded RNG.
-
-    torchvision's random transforms draw from torch's global generator. Seeding it per sample
-    from (epoch seed, position), inside ``fork_rng`` so the caller's global state is left
-    alone, makes an epoch reproducible whatever ``num_workers`` is.
-    """
-
-    def __init__(
-        self,
-        subset: Subset[tuple[object, int]],
-        transform: Callable[[Any], torch.Tensor],
-        random: bool,
-    ) -> None:
-        self._subset = subset
-        self._transform = transform
-        self._random = random
-        self.epoch_seed = 0  # set by LoaderBatches.epoch before workers copy the dataset
-
-    def __len__(self) -> int:
-        return len(self._subset)
-
-    def __getitem__(self, position: int) -> tuple[torch.Tensor, int]:
-        image, label = self._subset[position]
-        if not self._random:
-            return self._transform(image), int(label)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_sample_seed(self.epoch_seed, position))
-            return self._transform(image), int(label)
-
-
-IMAGENET_JITTER = (0.4, 0.4, 0.4, 0.2)  # brightness, contrast, saturation, hue (DARTS)
-IMAGENET_RESIZE_RATIO = 256 / 224  # test images: resize to 256, centre-crop 224
-
-
-def imagenet_transform(info: DatasetInfo, train: bool) -> Callable[[Any], torch.Tensor]:
-    """The DARTS / P-DARTS ImageNet transforms."""
-    from torchvision import transforms
-
-    size = info.image_size
-    if train:
-        brightness, contrast, saturation, hue = IMAGENET_JITTER
-        steps: list[Callable[[Any], Any]] = [
-            transforms.RandomResizedCrop(size),
-            transforms.RandomHorizontalFlip(FLIP_PROBABILITY),
-            transforms.ColorJitter(brightness, contrast, saturation, hue),
-        ]
-    else:
-        steps = [
-            transforms.Resize(round(size * IMAGENET_RESIZE_RATIO)),
-            transforms.CenterCrop(size),
-        ]
-    steps += [transforms.ToTensor(), transforms.Normalize(info.mean, info.std)]
-    composed: Callable[[Any], torch.Tensor] = transforms.Compose(steps)
-    return composed
-
-
-def loader_transform(
-    info: DatasetInfo, train: bool, crop_padding: int, horizontal_flip: bool
-) -> Callable[[Any], torch.Tensor]:
-    """torchvision transforms from a PIL image to a normalised C x S x S tensor."""
-    from torchvision import transforms  # imported here: only on-disk datasets need it
-
-    size = info.image_size
-    if info.augmentation == "imagenet":
-        return imagenet_transform(info, train)
-    steps: list[Callable[[Any], Any]] = [transforms.Resize(size), transforms.CenterCrop(size)]
-    if train and crop_padding > 0:
-        steps.append(transforms.RandomCrop(size, padding=crop_padding))
-    if train and horizontal_flip:
-        steps.append(transforms.RandomHorizontalFlip(FLIP_PROBABILITY))
-    steps += [transforms.ToTensor(), transforms.Normalize(info.mean, info.std)]
-    composed: Callable[[Any], torch.Tensor] = transforms.Compose(steps)
-    return composed
-
-
 class LoaderBatches:
     """Batches of a lazy (PIL image, label) dataset through a DataLoader, moved to the device."""
 
@@ -272,7 +125,7 @@ class LoaderBatches:
         chosen: list[int] = list(range(size)) if indices is None else indices.tolist()
         transform = loader_transform(info, train, crop_padding, horizontal_flip)
         random = train and (crop_padding > 0 or horizontal_flip or info.augmentation == "imagenet")
-        self._samples = _TransformedSubset(Subset(dataset, chosen), transform, random)
+        self._samples = TransformedSubset(Subset(dataset, chosen), transform, random)
         self._device = device
         self.batch_size = batch_size
         self.train = train
