@@ -17,9 +17,9 @@ from typing import Any
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.files import read_text
 from pdarts_cli.registry import KnownOps
+from pdarts_cli.topology import CELL_TYPES, edges_per_cell
 
 ARCH_FORMAT = "pdarts-arch/1"
-CELL_TYPES = ("normal", "reduce")
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,6 @@ class ArchWeights:
             for name in CELL_TYPES
         }
         return {"format": ARCH_FORMAT, "steps": self.steps, "cells": cells, **self.extra}
-
-
-def edges_per_cell(steps: int) -> int:
-    """Intermediate node k has an edge from each of its k + 2 predecessors (14 for 4 steps)."""
-    return sum(k + 2 for k in range(steps))
 
 
 def _parse_edge(raw: object, where: str, known: KnownOps) -> EdgeWeights:

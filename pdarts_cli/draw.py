@@ -11,7 +11,8 @@ from pathlib import Path
 import graphviz
 
 from pdarts_cli.errors import PdartsError
-from pdarts_cli.genotype import INPUTS_PER_NODE, Genotype
+from pdarts_cli.genotype import Genotype
+from pdarts_cli.topology import CELL_INPUTS, CELL_TYPES, gene_target
 
 FORMATS = ("svg", "png", "pdf", "dot")
 _INPUT_STYLE = {"style": "filled", "fillcolor": "darkseagreen2", "shape": "rect"}
@@ -28,10 +29,9 @@ def _cell(graph: graphviz.Digraph, genotype: Genotype, cell_type: str) -> None:
         cluster.node(name(0), "c_{k-2}", **_INPUT_STYLE)
         cluster.node(name(1), "c_{k-1}", **_INPUT_STYLE)
         for node in range(genotype.steps):
-            cluster.node(name(node + 2), str(node), **_NODE_STYLE)
+            cluster.node(name(CELL_INPUTS + node), str(node), **_NODE_STYLE)
         for k, (op, source) in enumerate(genotype.cell(cell_type)):
-            target = k // INPUTS_PER_NODE + 2
-            cluster.edge(name(source), name(target), label=op, fillcolor="gray")
+            cluster.edge(name(source), name(gene_target(k)), label=op, fillcolor="gray")
         cluster.node(name(-1), "c_{k}", **_OUTPUT_STYLE)
         for node in genotype.concat(cell_type):
             cluster.edge(name(node), name(-1), fillcolor="gray")
@@ -51,7 +51,7 @@ def cell_graph(genotype: Genotype) -> graphviz.Digraph:
         },
         edge_attr={"fontname": "times", "fontsize": "16", "penwidth": "1.5"},
     )
-    for cell_type in ("reduce", "normal"):  # Graphviz stacks the later cluster on top
+    for cell_type in reversed(CELL_TYPES):  # Graphviz stacks the later cluster on top
         _cell(graph, genotype, cell_type)
     return graph
 

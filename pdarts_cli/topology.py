@@ -57,7 +57,7 @@ def node_edges(steps: int) -> tuple[range, ...]:
 def cell_steps(edges: int) -> int | None:
     """The number of intermediate nodes of a cell with ``edges`` edges; None when no cell
     has that many."""
-    steps = 0
+    steps = 1  # a cell has at least one intermediate node
     while edges_per_cell(steps) < edges:
         steps += 1
     return steps if edges_per_cell(steps) == edges else None

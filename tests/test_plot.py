@@ -23,28 +23,27 @@ from matplotlib.image import imread
 from typer.testing import CliRunner, Result
 
 from pdarts_cli import runlog
-from pdarts_cli.arch import CELL_TYPES, edges_per_cell
 from pdarts_cli.cli.plot import plot
 from pdarts_cli.errors import RunDirError
-from pdarts_cli.plotting import (
-    DEFAULT_PLOT_FILE,
+from pdarts_cli.plotting import DEFAULT_PLOT_FILE, plot_run
+from pdarts_cli.plotting.metrics import (
     METRICS_FILE,
     RUN_FILE,
-    UNIFORM_LABEL,
     Metrics,
-    accuracy_title,
-    alpha_limits,
-    best_valid_epoch,
-    cell_steps,
-    edge_endpoints,
     global_epochs,
-    plot_run,
     read_metrics,
+)
+from pdarts_cli.plotting.search import (
+    UNIFORM_LABEL,
+    alpha_limits,
+    edge_endpoints,
     search_figure,
     stage_spans,
     uniform_levels,
 )
+from pdarts_cli.plotting.train import accuracy_title, best_valid_epoch
 from pdarts_cli.schedule import DARTS_OPS
+from pdarts_cli.topology import CELL_TYPES, cell_steps, edges_per_cell
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from pdarts_cli.cli._errors import user_errors
 from pdarts_cli.cli._help import Command, Group
-from pdarts_cli.genotype import INPUTS_PER_NODE, ZOO, Genotype, load_genotype
+from pdarts_cli.genotype import ZOO, Genotype, load_genotype
+from pdarts_cli.topology import CELL_INPUTS, INPUTS_PER_NODE, gene_target
 
 app = typer.Typer(
     help="Show, draw and compare genotypes (zoo, files, runs).",
@@ -31,7 +32,6 @@ GenotypeArg = Annotated[
 
 # One numbering for every table, the one DARTS strings and concat lists use.
 NODE_LEGEND = "nodes as in DARTS strings: 0 = c_{k-2}, 1 = c_{k-1}, 2 and up = intermediate"
-FIRST_INTERMEDIATE_NODE = 2
 
 
 def node_name(node: int) -> str:
@@ -46,8 +46,8 @@ def cell_table(genotype: Genotype, cell_type: str) -> Table:
     table.add_column("op")
     table.add_column("input")
     for k, (op, source) in enumerate(genotype.cell(cell_type)):
-        node = k // INPUTS_PER_NODE + FIRST_INTERMEDIATE_NODE
-        table.add_row(str(node) if k % INPUTS_PER_NODE == 0 else "", op, node_name(source))
+        node = str(gene_target(k)) if k % INPUTS_PER_NODE == 0 else ""  # once per node
+        table.add_row(node, op, node_name(source))
     return table
 
 
@@ -110,7 +110,7 @@ def diff(genotype_a: GenotypeArg, genotype_b: GenotypeArg) -> None:
     for node in result.nodes:
         table.add_row(
             node.cell_type,
-            str(node.node + FIRST_INTERMEDIATE_NODE),
+            str(CELL_INPUTS + node.node),
             ", ".join(f"{op}({source})" for op, source in node.only_a),
             ", ".join(f"{op}({source})" for op, source in node.only_b),
         )

@@ -5,17 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
+
+from pdarts_cli.cli.renderer import ProgressRenderer
+from pdarts_cli.search.events import SearchObserver
+from pdarts_cli.topology import cell_edges
 
 if TYPE_CHECKING:
     from pdarts_cli.search.events import (
@@ -26,8 +20,6 @@ if TYPE_CHECKING:
         StageReport,
         StageStart,
     )
-
-from pdarts_cli.search.events import SearchObserver
 
 
 def _percent(value: float | None) -> str:
@@ -54,13 +46,6 @@ def epoch_line(m: EpochMetrics) -> str:
     return "  ".join(parts)
 
 
-def _edge_labels(steps: int) -> list[str]:
-    labels = []
-    for node in range(steps):
-        labels += [f"{source}->{node + 2}" for source in range(node + 2)]
-    return labels
-
-
 def stage_table(report: StageReport, cell_type: str) -> Table:
     """Candidate weights per edge: kept ops marked ``*`` (and bold on a terminal), dropped ops
     dim and struck through. The mark carries the meaning where styles are not shown (logs)."""
@@ -71,83 +56,50 @@ def stage_table(report: StageReport, cell_type: str) -> Table:
     )
     table.add_column("edge", justify="right")
     table.add_column("candidates")
-    for label, edge in zip(_edge_labels(report.arch.steps), edges):
+    for cell_edge, edge in zip(cell_edges(report.arch.steps), edges):
         cells = []
         for op, p in zip(edge.ops, edge.probabilities):
             text = f"{op}({p:.3f})"  # no space inside: a narrow table wraps between ops only
             cells.append(f"[bold]*{text}[/]" if op in edge.kept else f"[dim strike] {text}[/]")
-        table.add_row(label, "  ".join(cells))
+        table.add_row(cell_edge.label, "  ".join(cells))
     return table
-
-
-def progress_bar(console: Console) -> Progress:
-    """The live bar of long runs: what, how far, running statistics, elapsed, ETA."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 class ConsoleObserver(SearchObserver):
     """Plain lines per epoch (logs, pipes); rich progress when ``live`` (a terminal)."""
 
     def __init__(self, console: Console, live: bool) -> None:
-        self.console = console
-        self.live = live
-        self.progress: Progress | None = None
-        self.task: TaskID | None = None
-        self.first_epoch = 1
+        self.renderer = ProgressRenderer(console, live)
 
     def note(self, text: str) -> None:
-        self.console.print(escape(text), highlight=False, soft_wrap=True)
+        self.renderer.note(text)
 
     def stage_started(self, start: StageStart) -> None:
-        self.console.print(
+        self.renderer.print(
             f"[bold]stage {start.stage}/{start.stages}[/]: {start.cells} cells, "
             f"{start.ops_per_edge} ops per edge, {start.epochs} epochs of "
             f"{start.batches_per_epoch} batches of {start.batch_size}, "
-            f"{start.parameters:,} weights",
-            highlight=False,
+            f"{start.parameters:,} weights"
         )
-        if not self.live:
-            return
-        self._stop()
-        self.progress = progress_bar(self.console)
-        self.progress.start()
-        self.first_epoch = start.first_epoch
-        total = (start.epochs - start.first_epoch + 1) * start.batches_per_epoch
-        self.task = self.progress.add_task(f"stage {start.stage}", total=total, stats="")
+        self.renderer.start(
+            f"stage {start.stage}", start.first_epoch, start.epochs, start.batches_per_epoch
+        )
 
     def batch_finished(self, progress: BatchProgress) -> None:
-        if self.progress is None or self.task is None:
-            return
         phase = "joint" if progress.joint else "warm-up"
         stats = (
             f"epoch {progress.epoch}/{progress.epochs} {phase} loss {progress.loss:.3f} "
             f"acc {_percent(progress.accuracy)}"
         )
-        completed = (progress.epoch - self.first_epoch) * progress.steps + progress.step
-        self.progress.update(self.task, completed=completed, stats=stats)
+        self.renderer.update(progress.epoch, progress.step, stats)
 
     def epoch_finished(self, metrics: EpochMetrics) -> None:
-        self.console.print(epoch_line(metrics), highlight=False, soft_wrap=True)
+        self.renderer.print(epoch_line(metrics), soft_wrap=True)
 
     def stage_finished(self, report: StageReport) -> None:
-        self._stop()
-        self.console.print(stage_table(report, "normal"))
-        self.console.print(stage_table(report, "reduce"))
+        self.renderer.stop()
+        self.renderer.print(stage_table(report, "normal"))
+        self.renderer.print(stage_table(report, "reduce"))
 
     def search_finished(self, result: SearchResult) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-            self.task = None
+        self.renderer.stop()

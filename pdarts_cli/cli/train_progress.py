@@ -5,14 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (
-    Progress,
-    TaskID,
-)
 from rich.table import Table
 
-from pdarts_cli.cli.progress import progress_bar
-from pdarts_cli.train.trainer import (
+from pdarts_cli.cli.renderer import ProgressRenderer
+from pdarts_cli.train import (
     BEST_FILE,
     FINAL_FILE,
     TrainMetrics,
@@ -24,38 +20,28 @@ from pdarts_cli.train.trainer import (
 
 
 class TrainConsoleObserver(TrainObserver):
+    """One line per epoch; on a terminal (``live``) a progress bar over the epochs left."""
+
     def __init__(self, console: Console, live: bool) -> None:
-        self.console = console
-        self.live = live
-        self.progress: Progress | None = None
-        self.task: TaskID | None = None
-        self.first_epoch = 1
+        self.renderer = ProgressRenderer(console, live)
 
     def note(self, text: str) -> None:
-        self.console.print(text, soft_wrap=True)
+        self.renderer.note(text)
 
     def batch_finished(self, progress: TrainProgress) -> None:
-        if not self.live:
-            return
-        if self.progress is None:
-            self.first_epoch = progress.epoch
-            self.progress = progress_bar(self.console)
-            self.progress.start()
-            total = (progress.epochs - progress.epoch + 1) * progress.steps
-            self.task = self.progress.add_task("train", total=total, stats="")
-        assert self.task is not None
-        done = (progress.epoch - self.first_epoch) * progress.steps + progress.step
+        if not self.renderer.running:  # the first batch this process trains
+            self.renderer.start("train", progress.epoch, progress.epochs, progress.steps)
         stats = (
             f"epoch {progress.epoch}/{progress.epochs} loss {progress.loss:.3f} "
             f"top-1 {100 * progress.top1:.1f}%"
         )
-        self.progress.update(self.task, completed=done, stats=stats)
+        self.renderer.update(progress.epoch, progress.step, stats)
 
     def epoch_finished(self, m: TrainMetrics) -> None:
         valid = ""
         if m.valid_loss is not None and m.valid_top1 is not None:
             valid = f"valid loss {m.valid_loss:.4f}  valid top-1 {100 * m.valid_top1:.2f}%  "
-        self.console.print(
+        self.renderer.print(
             f"epoch {m.epoch}  lr {m.lr:.5f}  drop-path {m.drop_path_prob:.3f}  "
             f"loss {m.train_loss:.4f}  top-1 {100 * m.train_top1:.1f}%  {valid}"
             f"test loss {m.test_loss:.4f}  test top-1 {100 * m.test_top1:.2f}%  "
@@ -64,9 +50,7 @@ class TrainConsoleObserver(TrainObserver):
         )
 
     def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        self.renderer.stop()
 
 
 def summary_table(state: TrainState, parameters: int, run_dir: Path) -> Table:
