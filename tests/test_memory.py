@@ -20,9 +20,9 @@ from rich.console import Console
 from torch import nn
 from typer.testing import CliRunner
 
-from pdarts_cli import memory
 from pdarts_cli.cli.app import app
 from pdarts_cli.cli.profile_memory import memory_report
+from pdarts_cli.context import RunContext
 from pdarts_cli.data import resolve_dataset
 from pdarts_cli.device import Precision
 from pdarts_cli.errors import PdartsError
@@ -32,16 +32,16 @@ from pdarts_cli.memory import (
     Measurement,
     MemoryProfile,
     StageProfile,
-    _probe,
-    _request,
     fit_affine,
     memory_ranking,
     parse_batch_sizes,
     parse_size,
     profile_stage,
+    profiling,
     recommend,
     stage_candidates,
 )
+from pdarts_cli.memory.profiling import probe_request, run_probe
 from pdarts_cli.registry import op_registry
 from pdarts_cli.schedule import (
     DARTS_OPS,
@@ -52,9 +52,10 @@ from pdarts_cli.schedule import (
     validate_schedule,
     write_schedule_file,
 )
-from pdarts_cli.search import SearchOptions, _batch_chooser, run_search
+from pdarts_cli.search import SearchOptions, run_search
+from pdarts_cli.search.autobatch import batch_chooser
 from pdarts_cli.search.events import SearchObserver
-from pdarts_cli.search.progressive import SearchEnvironment, read_resume_point
+from pdarts_cli.search.state import RunFiles, read_resume_point
 
 runner = CliRunner()
 GiB, MiB = 2**30, 2**20
@@ -115,7 +116,9 @@ def profiled() -> tuple[Schedule, object]:
 def test_prediction_outside_the_measured_batches_is_within_10_percent(profiled: tuple) -> None:
     schedule, profile = profiled
     every = stage_candidates(schedule, 0)
-    measured = _probe(_request(schedule, 0, 96, "digits", None, "cpu", False, every), cuda=False)
+    measured = run_probe(
+        probe_request(schedule, 0, 96, "digits", None, "cpu", False, every), cuda=False
+    )
     assert measured.peak_bytes is not None
     assert abs(profile.predict(96) - measured.peak_bytes) <= 0.10 * measured.peak_bytes
     assert profile.slope_bytes > 0
@@ -128,7 +131,7 @@ SEARCH_PEAK = textwrap.dedent(
     """
     import contextlib, io, sys
     from pdarts_cli.cli.app import app
-    from pdarts_cli.memory_probe import peak_rss_bytes
+    from pdarts_cli.memory.probe import peak_rss_bytes
     with contextlib.redirect_stdout(io.StringIO()):
         app(sys.argv[1:], standalone_mode=False)
     print(peak_rss_bytes())
@@ -169,7 +172,9 @@ def test_cell_checkpointing_lowers_the_measured_peak() -> None:
 
     def peak(schedule: Schedule) -> int:
         every = stage_candidates(schedule, 0)
-        m = _probe(_request(schedule, 0, at, "digits", None, "cpu", False, every), cuda=False)
+        m = run_probe(
+            probe_request(schedule, 0, at, "digits", None, "cpu", False, every), cuda=False
+        )
         assert m.peak_bytes is not None
         return m.peak_bytes
 
@@ -179,22 +184,17 @@ def test_cell_checkpointing_lowers_the_measured_peak() -> None:
 def test_cell_checkpointing_changes_no_result() -> None:
     from pdarts_cli.data import resolve_dataset
     from pdarts_cli.device import Precision
-    from pdarts_cli.search.progressive import (
-        SearchEnvironment,
-        _all_candidates,
-        _build_stage,
-        _stage_batches,
-        search_step,
-    )
+    from pdarts_cli.search.data import stage_batches
+    from pdarts_cli.search.step import all_candidates, build_stage, search_step
 
     def state_after_three_steps(schedule: Schedule) -> dict[str, torch.Tensor]:
-        env = SearchEnvironment(
+        env = RunContext(
             resolve_dataset("digits"), torch.device("cpu"), Precision("cpu", None), False, "d"
         )
-        candidates = _all_candidates(schedule)
-        stage = _build_stage(schedule, 0, candidates, candidates, env)
+        candidates = all_candidates(schedule)
+        stage = build_stage(schedule, 0, candidates, candidates, env)
         stage.network.set_skip_dropout(0.3)  # dropout inside the recomputed cells
-        batches = _stage_batches(schedule, schedule.stages[0], env)
+        batches = stage_batches(schedule, schedule.stages[0], env)
         torch.manual_seed(1)
         alphas = batches.alphas.epoch(1)
         for step, batch in enumerate(batches.weights.epoch(0)):
@@ -408,13 +408,13 @@ def test_batch_size_auto_profiles_a_stage_with_its_survivors(
         batch = int(request["batch_size"])  # type: ignore[call-overload]
         return Measurement(batch, (500 + batch) * MiB, (500 + batch) * MiB, images_per_half=700)
 
-    monkeypatch.setattr(memory, "_probe", probe)
+    monkeypatch.setattr(profiling, "run_probe", probe)
     cpu = torch.device("cpu")
-    env = SearchEnvironment(resolve_dataset("digits"), cpu, Precision("cpu", None), False, "digits")
+    env = RunContext(resolve_dataset("digits"), cpu, Precision("cpu", None), False, "digits")
     options = SearchOptions(
         dataset="digits", auto_batch_size=True, memory_budget_bytes=GiB, raise_batch=True
     )
-    choose = _batch_chooser(options, env, tmp_path, SearchObserver())
+    choose = batch_chooser(options, env, RunFiles(tmp_path), SearchObserver())
     assert choose is not None
     schedule = three_stages()
     normal, reduce = survivors(schedule, 0), survivors(schedule, 3)
@@ -445,13 +445,13 @@ def _chooser(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, budget_bytes: int, **options: object
 ) -> tuple[Callable[..., Schedule], list[dict[str, object]]]:
     requests: list[dict[str, object]] = []
-    monkeypatch.setattr(memory, "_probe", _affine_probe(requests))
+    monkeypatch.setattr(profiling, "run_probe", _affine_probe(requests))
     cpu = torch.device("cpu")
-    env = SearchEnvironment(resolve_dataset("digits"), cpu, Precision("cpu", None), False, "digits")
+    env = RunContext(resolve_dataset("digits"), cpu, Precision("cpu", None), False, "digits")
     search_options = SearchOptions(
         dataset="digits", auto_batch_size=True, memory_budget_bytes=budget_bytes, **options
     )
-    choose = _batch_chooser(search_options, env, tmp_path, SearchObserver())
+    choose = batch_chooser(search_options, env, RunFiles(tmp_path), SearchObserver())
     assert choose is not None
     return choose, requests
 
@@ -567,7 +567,7 @@ LIBRARY_SEARCH_PEAK = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from pdarts_cli.memory_probe import peak_rss_bytes
+    from pdarts_cli.memory.probe import peak_rss_bytes
     from pdarts_cli.schedule import read_schedule_file
     from pdarts_cli.search import SearchOptions, run_search
     schedule = read_schedule_file(Path(sys.argv[1]))
@@ -635,7 +635,7 @@ def test_the_table_at_80_columns_matches_its_snapshot() -> None:
 def test_profile_memory_writes_the_schedule_and_prints_the_search_command(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(memory, "_probe", _affine_probe([]))
+    monkeypatch.setattr(profiling, "run_probe", _affine_probe([]))
     written = tmp_path / "fitted.json"
     args = ["profile-memory", "-s", "quick", "-d", "digits", "--batch-sizes", "8,16"]
     result = runner.invoke(
@@ -655,7 +655,7 @@ def test_profile_memory_writes_the_schedule_and_prints_the_search_command(
 def test_profile_memory_prints_per_stage_batch_sizes_without_a_file(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(memory, "_probe", _affine_probe([]))
+    monkeypatch.setattr(profiling, "run_probe", _affine_probe([]))
     args = ["profile-memory", "-s", "quick", "-d", "digits", "--batch-sizes", "8,16"]
     result = runner.invoke(app, [*args, "--budget", "2GiB", "--device", "cpu"])
     assert result.exit_code == 0, result.output

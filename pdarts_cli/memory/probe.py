@@ -1,4 +1,4 @@
-"""One memory measurement, run as ``python -m pdarts_cli.memory_probe REQUEST_JSON`` in a fresh
+"""One memory measurement, run as ``python -m pdarts_cli.memory.probe REQUEST_JSON`` in a fresh
 process so that its peak is its own. Prints one JSON object.
 
 The request names a schedule (as a dict), a 0-based stage, the candidate ops of each edge of
@@ -57,16 +57,12 @@ def requested_candidates(
 def measure(request: dict[str, Any]) -> dict[str, Any]:
     import torch
 
+    from pdarts_cli.context import RunContext
     from pdarts_cli.data import DatasetInfo, ImageDataset, ImageTensors, resolve_dataset
     from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
     from pdarts_cli.schedule import validate_schedule
-    from pdarts_cli.search.progressive import (
-        SearchEnvironment,
-        _build_stage,
-        _stage_batches,
-        search_step,
-        weight_alpha_split,
-    )
+    from pdarts_cli.search.data import stage_batches, weight_alpha_split
+    from pdarts_cli.search.step import build_stage, search_step
 
     schedule = validate_schedule(request["schedule"], "profile request")
     index, batch_size = request["stage"], request["batch_size"]
@@ -85,7 +81,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         data = ImageDataset(info, tensors, tensors)
     else:
         data = resolve_dataset(request["dataset"], request.get("data_dir"))
-    env = SearchEnvironment(
+    ctx = RunContext(
         data=data,
         device=device,
         precision=resolve_precision(schedule.amp, device),
@@ -93,21 +89,21 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         dataset=request["dataset"] or "synthetic",
     )
     config = schedule.stages[index]
-    batches = _stage_batches(schedule, config, env)
+    batches = stage_batches(schedule, config, ctx)
     batch = next(iter(batches.weights.epoch(0)))
     alpha_batch = next(iter(batches.alphas.epoch(1)))
-    weight_half = weight_alpha_split(schedule, data, env.dataset)[0]
+    weight_half = weight_alpha_split(schedule, data, ctx.dataset)[0]
     result: dict[str, Any] = {
         "batch_size": int(batch[1].numel()),
         "images_per_half": None if request["dataset"] is None else int(weight_half.numel()),
     }
     if not request["idle"]:
         normal, reduce = requested_candidates(request, schedule)
-        stage = _build_stage(schedule, index, normal, reduce, env)
+        stage = build_stage(schedule, index, normal, reduce, ctx)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         for _ in range(ITERATIONS):
-            search_step(schedule, stage, batch, alpha_batch, env)
+            search_step(schedule, stage, batch, alpha_batch, ctx)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         result["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(device)

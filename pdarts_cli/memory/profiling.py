@@ -1,0 +1,185 @@
+"""Measuring: each batch size of a stage in its own child process (``pdarts_cli.memory.probe``),
+then the fit, the pick within the budget and a confirming measurement at the pick."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pdarts_cli.errors import PdartsError
+from pdarts_cli.memory.candidates import stage_candidates
+from pdarts_cli.memory.fit import device_budget, fit_affine, recommend
+from pdarts_cli.memory.results import (
+    EdgeOps,
+    Measurement,
+    MemoryProfile,
+    StageCandidates,
+    StageProfile,
+)
+from pdarts_cli.memory.sizes import mib
+from pdarts_cli.schedule import Schedule
+
+PROBE_MODULE = "pdarts_cli.memory.probe"
+
+
+def probe_request(
+    schedule: Schedule,
+    stage: int,
+    batch: int,
+    dataset: str | None,
+    data_dir: Path | None,
+    device: str,
+    idle: bool,
+    candidates: StageCandidates,
+) -> dict[str, Any]:
+    """What the child measures, as the JSON its command line carries."""
+    return {
+        "schedule": schedule.model_dump(mode="json"),
+        "stage": stage,
+        "batch_size": batch,
+        "dataset": dataset,
+        "data_dir": str(data_dir) if data_dir else None,
+        "device": device,
+        "idle": idle,
+        "normal": [list(edge) for edge in candidates.normal],
+        "reduce": [list(edge) for edge in candidates.reduce],
+    }
+
+
+def run_probe(request: dict[str, Any], cuda: bool) -> Measurement:
+    """Run one measurement in a fresh Python process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", PROBE_MODULE, json.dumps(request)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    batch = request["batch_size"]
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        last = lines[-1]
+        if "out of memory" in done.stderr.lower() or done.returncode in (-9, 137):
+            return Measurement(batch, None, error=f"out of memory ({last})")
+        raise RuntimeError(f"memory probe failed at batch {batch}: {last}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    peak = data["cuda_max_reserved_bytes"] if cuda else data["peak_rss_bytes"]
+    return Measurement(
+        batch_size=batch,
+        peak_bytes=peak,
+        rss_bytes=data["peak_rss_bytes"],
+        cuda_allocated_bytes=data.get("cuda_max_allocated_bytes"),
+        cuda_reserved_bytes=data.get("cuda_max_reserved_bytes"),
+        images_per_half=data.get("images_per_half"),
+    )
+
+
+def profile_stage(
+    schedule: Schedule,
+    index: int,
+    batch_sizes: list[int],
+    budget_bytes: int,
+    device: str = "auto",
+    dataset: str | None = None,
+    data_dir: Path | None = None,
+    cuda: bool = False,
+    confirm: bool = True,
+    normal: EdgeOps | None = None,
+    reduce: EdgeOps | None = None,
+    max_batch: int | None = None,
+) -> StageProfile:
+    """Measure one stage (0-based ``index``) at each batch size, fit, recommend, confirm.
+
+    ``normal`` and ``reduce``: the per-edge candidates the stage will hold (a search knows
+    them); without them, see ``stage_candidates``. The recommendation is the largest batch
+    within the budget and the data's weight half, at most ``max_batch``.
+    """
+    config = schedule.stages[index]
+    candidates = stage_candidates(schedule, index, normal, reduce)
+
+    def probe(batch: int, idle: bool = False) -> Measurement:
+        request = probe_request(schedule, index, batch, dataset, data_dir, device, idle, candidates)
+        return run_probe(request, cuda)
+
+    measurements = [probe(b) for b in batch_sizes]
+    idle = probe(batch_sizes[0], idle=True)
+    points = [(m.batch_size, m.peak_bytes) for m in measurements if m.peak_bytes is not None]
+    if len(points) < 2:
+        raise PdartsError(
+            f"stage {index + 1}: fewer than two batch sizes ran without running out of memory; "
+            "try smaller --batch-sizes"
+        )
+    slope, intercept = fit_affine(points)
+    fitting = recommend(slope, intercept, budget_bytes)
+    available = measurements[0].images_per_half
+    if available is not None:
+        fitting = min(fitting, available)
+    recommended = fitting if max_batch is None else min(fitting, max_batch)
+    if recommended < 1:
+        needs = intercept + slope
+        raise PdartsError(
+            f"stage {index + 1} needs about {mib(needs):.0f} MiB at batch 1, more than the "
+            f"budget of {mib(budget_bytes):.0f} MiB"
+        )
+    confirmation = probe(recommended) if confirm else None
+    return StageProfile(
+        stage=index + 1,
+        cells=config.cells,
+        ops_per_edge=config.ops_per_edge,
+        channels=config.channels,
+        measurements=tuple(measurements),
+        idle_bytes=idle.rss_bytes or 0,
+        slope_bytes=slope,
+        intercept_bytes=intercept,
+        recommended_batch=recommended,
+        confirmation=confirmation,
+        candidates=candidates,
+        largest_fitting_batch=fitting,
+    )
+
+
+def profile_memory(
+    schedule: Schedule,
+    batch_sizes: list[int],
+    budget_bytes: int | None = None,
+    device: str = "auto",
+    dataset: str | None = None,
+    data_dir: Path | None = None,
+) -> MemoryProfile:
+    """Every stage of ``schedule``, measured at ``batch_sizes``.
+
+    Each stage's recommendation is at most the schedule's batch, as ``--batch-size auto``
+    picks (lower a batch to fit a smaller device, never raise it silently).
+    """
+    from pdarts_cli.device import resolve_device
+
+    resolved = resolve_device(device)
+    cuda = resolved.type == "cuda"
+    budget = budget_bytes if budget_bytes is not None else device_budget(device)
+    stages = tuple(
+        profile_stage(
+            schedule,
+            k,
+            batch_sizes,
+            budget,
+            str(resolved),
+            dataset,
+            data_dir,
+            cuda,
+            max_batch=stage.batch_size,
+        )
+        for k, stage in enumerate(schedule.stages)
+    )
+    return MemoryProfile(
+        schedule=schedule.name,
+        device=str(resolved),
+        metric="torch.cuda.max_memory_reserved" if cuda else "peak resident memory (RSS)",
+        budget_bytes=budget,
+        checkpoint_cells=schedule.checkpoint_cells,
+        stages=stages,
+    )
