@@ -133,13 +133,6 @@ class Registry(Generic[T]):
     def unregister(self, name: str) -> None:
         self._runtime.pop(name, None)
 
-    def refresh(self) -> None:
-        """Forget what was scanned and loaded, e.g. after a distribution was installed."""
-        self._entry_points = None
-        self._entries.clear()
-        self._conflicts.clear()
-        self._loaded.clear()
-
 
 OpFactory = Callable[[int, int, bool], Any]
 

@@ -21,7 +21,7 @@ PACKAGE_DIR = Path(pdarts_cli.__file__).parent
 TESTS_DIR = Path(__file__).parent
 MAX_MODULE_LINES = 350
 
-SEARCH = ("pdarts_cli.search", "pdarts_cli.memory", "pdarts_cli.memory_probe", "pdarts_cli.refine")
+SEARCH = ("pdarts_cli.search", "pdarts_cli.memory", "pdarts_cli.refine")
 TRAIN = ("pdarts_cli.train",)
 CLI = ("pdarts_cli.cli", "pdarts_cli.__main__")
 ENTRY = ("pdarts_cli.api",)

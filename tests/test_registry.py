@@ -185,13 +185,13 @@ def forget_plugin_modules() -> None:
 
 @pytest.fixture
 def plugin(plugin_site: Path) -> Iterator[Path]:
-    """The plugin on sys.path and the op registry rescanned; both undone afterwards."""
+    """The plugin on sys.path and a fresh op registry that scans it; both undone afterwards."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(plugin_site))
-        op_registry().refresh()
+        op_registry.cache_clear()
         yield plugin_site
     forget_plugin_modules()
-    op_registry().refresh()
+    op_registry.cache_clear()
 
 
 def test_plugin_ops_are_listed_with_their_distribution(plugin: Path) -> None:
