@@ -41,11 +41,6 @@ def init_distributed(device_type: str) -> Distributed:
     return Distributed(rank, world_size, local_rank)
 
 
-def shutdown_distributed(setup: Distributed) -> None:
-    if setup.enabled and dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def all_reduce_sum(tensor: torch.Tensor, setup: Distributed) -> torch.Tensor:
     if setup.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)

@@ -23,7 +23,7 @@ WORKER = textwrap.dedent(
     from pdarts_cli.genotype import ZOO
     from pdarts_cli.train import TrainOptions, run_training
     from pdarts_cli.train.recipe import load_recipe
-    from pdarts_cli.train.trainer import TrainObserver
+    from pdarts_cli.train import TrainObserver
 
     torch.set_num_threads(1)
     out = sys.argv[1]

@@ -30,6 +30,7 @@ from pdarts_cli import plotting
 from pdarts_cli.checkpoint import load_tensors, save_tensors
 from pdarts_cli.cli.app import app
 from pdarts_cli.cli.train_progress import summary_table
+from pdarts_cli.context import RunContext as TrainEnvironment
 from pdarts_cli.data import dataset_labels, resolve_dataset
 from pdarts_cli.device import resolve_precision
 from pdarts_cli.distributed import Distributed
@@ -41,32 +42,22 @@ from pdarts_cli.train import (
     evaluate_checkpoint,
     resume_training,
     run_training,
-    trainer,
 )
+from pdarts_cli.train import loop as trainer
+from pdarts_cli.train.batches import train_batches, training_split
+from pdarts_cli.train.metrics import Scores, TrainMetrics, TrainObserver, TrainProgress
 from pdarts_cli.train.recipe import (
     PRESETS,
     Recipe,
     adapt_to_dataset,
+    drop_path_at,
     load_recipe,
+    lr_at,
     read_recipe_file,
     recipe_json,
     validate_recipe,
 )
-from pdarts_cli.train.trainer import (
-    BEST_FILE,
-    FINAL_FILE,
-    LAST_FILE,
-    Scores,
-    TrainEnvironment,
-    TrainMetrics,
-    TrainObserver,
-    TrainProgress,
-    TrainState,
-    drop_path_at,
-    lr_at,
-    train_batches,
-    training_split,
-)
+from pdarts_cli.train.state import BEST_FILE, FINAL_FILE, LAST_FILE, TrainState
 
 runner = CliRunner()
 
@@ -493,7 +484,7 @@ CHILD = textwrap.dedent(
     from pdarts_cli.genotype import ZOO
     from pdarts_cli.train import TrainOptions, run_training
     from pdarts_cli.train.recipe import read_recipe_file
-    from pdarts_cli.train.trainer import TrainObserver
+    from pdarts_cli.train import TrainObserver
 
     class KillMidEpoch(TrainObserver):
         def batch_finished(self, progress):
@@ -659,7 +650,7 @@ def test_evaluate_asks_for_the_trained_image_size(
     trained_run: tuple[Path, TrainState], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Datasets without a native size (image folders) are resized to the trained size."""
-    import pdarts_cli.train as train_module
+    import pdarts_cli.train.setup as train_module
 
     requested: list[int | None] = []
 
@@ -682,6 +673,28 @@ def test_resume_with_another_genotype_is_refused(trained_run: tuple[Path, TrainS
     line = assert_one_error_line(result)
     assert "another genotype" in line
     assert (run_dir / "last.safetensors").read_bytes() == before
+
+
+def test_resume_refuses_flags_that_would_change_the_run(
+    trained_run: tuple[Path, TrainState],
+) -> None:
+    """As ``pdarts search --resume`` does: the run keeps its settings. Its own dataset may be
+    repeated; another is refused."""
+    run_dir, _ = trained_run
+    before = (run_dir / "last.safetensors").read_bytes()
+    result = runner.invoke(app, ["train", "PDARTS", "--resume", str(run_dir), "--epochs", "3"])
+    assert result.exit_code == 2
+    assert "--epochs cannot be combined with --resume" in assert_one_error_line(result)
+    repeated = ["train", "PDARTS", "--dataset", "digits", "--resume", str(run_dir), "--lr", "1"]
+    assert "--lr cannot" in assert_one_error_line(runner.invoke(app, repeated))
+    other = ["train", "PDARTS", "--dataset", "cifar10", "--resume", str(run_dir)]
+    assert "--dataset cannot" in assert_one_error_line(runner.invoke(app, other))
+    assert (run_dir / "last.safetensors").read_bytes() == before
+
+
+def test_train_without_a_dataset_or_a_resume_is_refused() -> None:
+    line = assert_one_error_line(runner.invoke(app, ["train", "PDARTS", "--dry-run"]))
+    assert "give --dataset" in line
 
 
 def test_resume_of_a_folder_without_a_run_is_refused(tmp_path: Path) -> None:
@@ -727,7 +740,7 @@ def test_a_refused_recipe_leaves_no_run_behind(tmp_path: Path) -> None:
 
 
 def test_numerics_defaults_follow_the_network_and_stay_off_on_the_cpu() -> None:
-    from pdarts_cli.train.trainer import training_channels_last, training_precision
+    from pdarts_cli.train.setup import training_channels_last, training_precision
 
     cpu = torch.device("cpu")
     for name in ("paper-cifar", "paper-imagenet"):

@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import shlex
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from pdarts_cli.cli._errors import interrupted, user_errors
+from pdarts_cli.cli._errors import fail, interrupted, user_errors
 from pdarts_cli.cli._help import field_help
 from pdarts_cli.cli._options import Device, data_dir_option, device_option, download_option
-from pdarts_cli.train.recipe import Recipe
+from pdarts_cli.train.recipe import Recipe, adapt_to_dataset, load_recipe, recipe_for_dataset
 
-RECIPE_FLAGS = (
-    "channels",
-    "layers",
-    "epochs",
-    "batch_size",
-    "lr",
-    "seed",
-    "auxiliary_weight",
-    "drop_path_prob",
-    "cutout",
-    "weight_decay",
-    "ema_decay",
-    "valid_portion",
-)
+if TYPE_CHECKING:
+    from pdarts_cli.genotype import Genotype
+    from pdarts_cli.train import TrainObserver, TrainOptions, TrainState
 
 
 def _default_out() -> Path:
@@ -62,14 +53,14 @@ def train(
         ),
     ],
     dataset: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--dataset",
             "-d",
             help="cifar10, cifar100, digits, npz:PATH, imagefolder:PATH, imagenet, or a "
-            "plugin's dataset.",
+            "plugin's dataset (with --resume: the run's own, or none).",
         ),
-    ],
+    ] = None,
     recipe: Annotated[
         str | None,
         typer.Option(
@@ -133,7 +124,8 @@ def train(
             "--resume",
             metavar="RUN_DIR",
             help="Continue a killed training run from its last.safetensors (GENOTYPE must be "
-            "the run's own; other flags are taken from the run).",
+            "the run's own; the run keeps its settings: only --device and --data-dir may "
+            "change).",
         ),
     ] = None,
     nproc: Annotated[
@@ -152,12 +144,8 @@ def train(
     after the last epoch.
     """
     from pdarts_cli.genotype import load_genotype
-    from pdarts_cli.train.recipe import adapt_to_dataset, load_recipe, recipe_for_dataset
+    from pdarts_cli.train import TrainOptions, resume_training, run_training
 
-    if nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ:
-        _handover_to_torchrun(nproc)
-        return
-    resolved_genotype = load_genotype(genotype)
     flags = {
         "channels": channels,
         "layers": layers,
@@ -172,61 +160,102 @@ def train(
         "valid_portion": valid_portion,
         "seed": seed,
     }
+    if resume is not None:
+        given = {"recipe": recipe, "dataset": dataset, "out": out, **flags}
+        switches = {"download": download, "force": force, "dry_run": dry_run}
+        _refuse_resume_flags(resume, given | {k: v or None for k, v in switches.items()})
+    elif dataset is None:
+        raise fail("give --dataset (for example --dataset digits), or --resume RUN_DIR")
+    if nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ:
+        _handover_to_torchrun(nproc)
+        return
+    resolved_genotype = load_genotype(genotype)
+    console = Console(highlight=False)
+    command = f"train {shlex.quote(genotype)}"
+    if resume is not None:
+        start = functools.partial(
+            resume_training, resume, resolved_genotype, device.value, data_dir=data_dir
+        )
+        _train(console, quiet, command, resume, start)
+        return
+    assert dataset is not None  # refused above
     resolved = load_recipe(recipe or recipe_for_dataset(dataset)).with_overrides(**flags)
     resolved = adapt_to_dataset(resolved, dataset, flags)
-    console = Console(highlight=False)
     if dry_run:
-        from pdarts_cli.train import TrainOptions
-        from pdarts_cli.train import dry_run as size_network
-
-        summary = size_network(
-            resolved_genotype, resolved, TrainOptions(dataset=dataset, data_dir=data_dir)
-        )
-        report = {
-            "parameters": summary.parameters,
-            "parameters_with_auxiliary": summary.parameters_with_auxiliary,
-            "multiply_adds": summary.multiply_adds,
-            "image_size": summary.image_size,
-            "num_classes": summary.num_classes,
-            "network": resolved.network,
-            "channels": resolved.channels,
-            "layers": resolved.layers,
-        }
-        if as_json:
-            typer.echo(json.dumps(report))
-            return
-        shape = f"{resolved.channels} channels, {resolved.layers} cells"
-        table = Table(title=f"{resolved.network} network, {shape}")
-        table.add_column("quantity")
-        table.add_column("value", justify="right")
-        table.add_row("parameters (auxiliary head excluded)", f"{summary.parameters:,}")
-        table.add_row("parameters (with auxiliary head)", f"{summary.parameters_with_auxiliary:,}")
-        table.add_row(
-            f"multiply-adds, one {summary.image_size}x{summary.image_size} image",
-            f"{summary.multiply_adds:,}",
-        )
-        console.print(table)
+        options = TrainOptions(dataset=dataset, data_dir=data_dir)
+        _print_size(console, resolved_genotype, resolved, options, as_json)
         return
+    options = TrainOptions(
+        dataset=dataset, data_dir=data_dir, download=download, device=device.value
+    )
+    run_dir = out or _default_out()
+    start = functools.partial(run_training, resolved_genotype, resolved, options, run_dir, force)
+    _train(console, quiet, command, run_dir, start)
 
+
+def _refuse_resume_flags(run_dir: Path, given: Mapping[str, object]) -> None:
+    """``--resume`` keeps the run's settings: every flag in ``given`` that is set is refused,
+    but for a ``--dataset`` that names the run's own (a resume command may repeat it)."""
+    from pdarts_cli.context import refuse_resume_flags, resume_record
+
+    if given["dataset"] is not None:
+        started_on = resume_record(run_dir, "train")["options"]["dataset"]
+        given = {**given, "dataset": None if given["dataset"] == started_on else given["dataset"]}
+    refuse_resume_flags(given)
+
+
+def _print_size(
+    console: Console, genotype: Genotype, recipe: Recipe, options: TrainOptions, as_json: bool
+) -> None:
+    """``--dry-run``: the network's size, as a table or as JSON."""
+    from pdarts_cli.train import dry_run
+
+    summary = dry_run(genotype, recipe, options)
+    report = {
+        "parameters": summary.parameters,
+        "parameters_with_auxiliary": summary.parameters_with_auxiliary,
+        "multiply_adds": summary.multiply_adds,
+        "image_size": summary.image_size,
+        "num_classes": summary.num_classes,
+        "network": recipe.network,
+        "channels": recipe.channels,
+        "layers": recipe.layers,
+    }
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    shape = f"{recipe.channels} channels, {recipe.layers} cells"
+    table = Table(title=f"{recipe.network} network, {shape}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("parameters (auxiliary head excluded)", f"{summary.parameters:,}")
+    table.add_row("parameters (with auxiliary head)", f"{summary.parameters_with_auxiliary:,}")
+    table.add_row(
+        f"multiply-adds, one {summary.image_size}x{summary.image_size} image",
+        f"{summary.multiply_adds:,}",
+    )
+    console.print(table)
+
+
+def _train(
+    console: Console,
+    quiet: bool,
+    command: str,
+    run_dir: Path,
+    start: Callable[[TrainObserver], TrainState],
+) -> None:
+    """Run ``start`` with a progress display (rank 0 only, none when ``quiet``), then print
+    its summary; Ctrl-C says how to continue (``pdarts COMMAND --resume RUN_DIR``)."""
     from pdarts_cli.cli.train_progress import TrainConsoleObserver, summary_table
-    from pdarts_cli.train import TrainOptions, resume_training, run_training
-    from pdarts_cli.train.network import count_parameters
-    from pdarts_cli.train.trainer import TrainObserver
+    from pdarts_cli.train import TrainObserver, count_parameters
 
     rendering = TrainConsoleObserver(console, live=console.is_terminal)
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 renders
     observer = rendering if main_rank and not quiet else TrainObserver()
-    run_dir = resume if resume is not None else (out or _default_out())
     try:
-        if resume is not None:
-            state = resume_training(resume, resolved_genotype, device.value, observer)
-        else:
-            options = TrainOptions(
-                dataset=dataset, data_dir=data_dir, download=download, device=device.value
-            )
-            state = run_training(resolved_genotype, resolved, options, run_dir, force, observer)
+        state = start(observer)
     except KeyboardInterrupt:
-        raise interrupted(f"train {shlex.quote(genotype)}", run_dir) from None
+        raise interrupted(command, run_dir) from None
     finally:
         rendering.close()
     if state.history and main_rank and not quiet:

@@ -12,9 +12,9 @@ import torch
 from pdarts_ops import FactorizedReduce, ReLUConvBN
 from torch import nn
 
-from pdarts_cli.genotype import INPUTS_PER_NODE, Genotype
+from pdarts_cli.genotype import Genotype
 from pdarts_cli.registry import op_registry
-from pdarts_cli.search.supernet import reduction_indices
+from pdarts_cli.topology import INPUTS_PER_NODE, reduction_indices
 
 AUXILIARY_CHANNELS = (128, 768)  # DARTS's auxiliary head widths
 
@@ -118,9 +118,8 @@ class AuxiliaryHeadImageNet(nn.Module):
 class _Network(nn.Module):
     """Cells after a stem; subclasses build the stem and the auxiliary head."""
 
-    def __init__(self, auxiliary: bool) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.auxiliary_enabled = auxiliary
         self.drop_path_prob = 0.0
         self.cells = nn.ModuleList()
         self.auxiliary_after = -1
@@ -175,7 +174,7 @@ class NetworkCIFAR(_Network):
         in_channels: int = 3,
         stem_multiplier: int = 3,
     ) -> None:
-        super().__init__(auxiliary)
+        super().__init__()
         stem_channels = stem_multiplier * channels
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, stem_channels, 3, padding=1, bias=False),
@@ -206,7 +205,7 @@ class NetworkImageNet(_Network):
         auxiliary: bool = True,
         in_channels: int = 3,
     ) -> None:
-        super().__init__(auxiliary)
+        super().__init__()
         self.stem0 = nn.Sequential(
             nn.Conv2d(in_channels, channels // 2, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(channels // 2),

@@ -3,6 +3,7 @@
 Presets: ``paper-cifar`` and ``paper-cifar-large`` (DARTS/P-DARTS CIFAR training),
 ``paper-imagenet`` (the mobile setting) and ``quick`` (a CPU demo). Every field can be set in a
 recipe file or by a flag; they go through the same machinery as search schedules.
+``lr_at`` and ``drop_path_at`` are what a recipe prescribes for one epoch.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from pdarts_cli.config import (
     read_config_file,
     validate_config,
 )
+from pdarts_cli.rates import cosine_lr, drop_path_p, linear_tail_lr, warmup_factor
 
 RECIPE_FORMAT: Final = "pdarts-recipe/1"
 IMAGENET_REFERENCE_BATCH = 1024  # the paper's lr 0.5 is for batch 1024 (8 GPUs)
+LINEAR_TAIL_EPOCHS = 5  # P-DARTS ImageNet code: the last 5 epochs decay 5x more slowly
 
 
 class Recipe(FrozenModel):
@@ -122,6 +125,23 @@ class Recipe(FrozenModel):
         data = self.model_dump()
         data.update({k: v for k, v in fields.items() if v is not None})
         return validate_recipe(data, source="command-line flags")
+
+
+def lr_at(recipe: Recipe, epoch: int) -> float:
+    """The learning rate of epoch ``epoch`` (0-based)."""
+    base, epochs = recipe.base_lr, recipe.epochs
+    if recipe.lr_schedule == "cosine":
+        lr = cosine_lr(base, recipe.lr_min, epoch, epochs)
+    else:
+        lr = linear_tail_lr(base, epoch, epochs, LINEAR_TAIL_EPOCHS)
+    if recipe.batch_size > recipe.warmup_above_batch:
+        lr *= warmup_factor(epoch, recipe.warmup_epochs)
+    return lr
+
+
+def drop_path_at(recipe: Recipe, epoch: int) -> float:
+    """Drop-path probability ramped linearly from 0 (DARTS: p * epoch / epochs)."""
+    return drop_path_p(recipe.drop_path_prob, epoch, recipe.epochs)
 
 
 def _paper_cifar() -> Recipe:
