@@ -1,7 +1,8 @@
 """Configuration files: frozen pydantic models loaded from TOML or JSON, validated once.
 
 Schedules (search) and recipes (training) share this: the file formats, the one-line
-``field.path: message`` errors, presets by name, and flag overrides.
+``field.path: message`` errors and presets by name. Their dotted overrides
+(``alphas.order=second``) are ``pdarts_cli.overrides``.
 """
 
 from __future__ import annotations

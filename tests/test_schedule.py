@@ -16,13 +16,15 @@ from typer.testing import CliRunner, Result
 
 import pdarts_cli.search
 from pdarts_cli.cli.app import app
-from pdarts_cli.config import error_location
+from pdarts_cli.config import FrozenModel, error_location
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.genotype import ZOO
+from pdarts_cli.overrides import parse_overrides, with_overrides
 from pdarts_cli.registry import op_registry
 from pdarts_cli.schedule import (
     DARTS_OPS,
     PRESETS,
+    ArchOptimizer,
     Schedule,
     load_schedule,
     preset_for_dataset,
@@ -562,6 +564,134 @@ def test_override_that_breaks_a_rule_is_refused(overrides: dict[str, int], expec
     assert first_error(str(excinfo.value), f"invalid schedule (command-line flags): {expected}")
 
 
+# --- dotted overrides ---------------------------------------------------------------------
+
+
+def test_dotted_override_sets_a_nested_field() -> None:
+    quick = PRESETS["quick"]()
+    s = with_overrides(quick, {"alphas.order": "second"})
+    assert s.alphas == quick.alphas.model_copy(update={"order": "second"})
+    assert s.model_dump(exclude={"alphas"}) == quick.model_dump(exclude={"alphas"})
+    assert quick.alphas.order == "first"  # the original is untouched
+
+
+def test_stage_keys_count_from_one() -> None:
+    quick = PRESETS["quick"]()
+    s = with_overrides(quick, {"stages.1.epochs": 5, "stages.3.batch_size": 16})
+    assert [st.epochs for st in s.stages] == [5, 6, 6]
+    assert [st.batch_size for st in s.stages] == [32, 32, 16]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "betas"),
+    [
+        ({"alphas.betas": [0.6, 0.9]}, (0.6, 0.9)),
+        ({"alphas.betas.2": 0.99}, (0.5, 0.99)),
+    ],
+)
+def test_list_values_and_list_items(overrides: dict[str, Any], betas: tuple[float, ...]) -> None:
+    assert with_overrides(PRESETS["quick"](), overrides).alphas.betas == betas
+
+
+def test_a_key_replaces_a_whole_table_and_later_keys_refine_it() -> None:
+    quick = PRESETS["quick"]()
+    s = with_overrides(quick, {"alphas": {"order": "second"}})
+    assert s.alphas == ArchOptimizer(order="second")  # the other fields: defaults
+    stages = [st.model_dump() for st in quick.stages[:2]]
+    s = with_overrides(quick, {"stages": stages, "stages.2.epochs": 9})
+    assert [st.cells for st in s.stages] == [3, 4]
+    assert [st.epochs for st in s.stages] == [6, 9]
+
+
+def test_dotted_overrides_run_every_rule() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        with_overrides(PRESETS["quick"](), {"stages.2.cells": 3})
+    assert str(excinfo.value) == (
+        "invalid schedule (overrides): stage 2, cells: depth must increase strictly across "
+        "stages, got 3 after 3"
+    )
+
+
+def test_an_invalid_value_names_its_field() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        with_overrides(PRESETS["quick"](), {"stages.1.epochs": 0}, source="--set")
+    assert first_error(
+        str(excinfo.value),
+        "invalid schedule (--set): stage 1, epochs: Input should be greater than or equal to 1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (
+            "alphas.ordr",
+            "unknown key 'alphas.ordr'; known keys in alphas: lr, betas, weight_decay, "
+            "grad_clip_norm, init_scale, order",
+        ),
+        ("sead", "unknown key 'sead'; known keys: format, name, seed, steps,"),
+        ("stages.0.epochs", "unknown key 'stages.0.epochs'; known keys in stages: 1, 2, 3"),
+        ("stages.4.epochs", "unknown key 'stages.4.epochs'; known keys in stages: 1, 2, 3"),
+        ("stages.1.epoch", "unknown key 'stages.1.epoch'; known keys in stages.1: cells,"),
+        ("seed.value", "unknown key 'seed.value': seed is a value, not a table"),
+    ],
+)
+def test_an_unknown_key_names_the_known_ones(key: str, message: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        with_overrides(PRESETS["quick"](), {key: 1})
+    assert str(excinfo.value).startswith(f"invalid schedule (overrides): {message}")
+
+
+def test_parse_overrides_reads_json_else_a_string() -> None:
+    parsed = parse_overrides(
+        [
+            "alphas.order=second",
+            "stages.1.epochs=5",
+            "weights.lr=0.05",
+            "alphas.betas=[0.5,0.999]",
+            "max_skip=null",
+            "data.horizontal_flip=false",
+            "name=my run=2",
+            'seed="7"',
+            "channels_last=",
+        ]
+    )
+    assert parsed == {
+        "alphas.order": "second",
+        "stages.1.epochs": 5,
+        "weights.lr": 0.05,
+        "alphas.betas": [0.5, 0.999],
+        "max_skip": None,
+        "data.horizontal_flip": False,
+        "name": "my run=2",
+        "seed": "7",
+        "channels_last": "",
+    }
+
+
+def test_parse_overrides_keeps_the_last_value_of_a_key() -> None:
+    parsed = parse_overrides(["seed=1", "alphas={}", "seed=3"])
+    assert list(parsed.items()) == [("alphas", {}), ("seed", 3)]
+
+
+@pytest.mark.parametrize("item", ["seed", "=5", " =5"])
+def test_parse_overrides_needs_key_and_value(item: str) -> None:
+    with pytest.raises(ConfigError, match="an override is KEY=VALUE"):
+        parse_overrides([item])
+
+
+class Toy(FrozenModel):
+    sizes: tuple[int, ...] = (1, 2)
+    inner: ArchOptimizer = ArchOptimizer()
+
+
+def test_dotted_overrides_work_on_any_config_model() -> None:
+    toy = with_overrides(Toy(), parse_overrides(["sizes.2=5", "inner.order=second"]))
+    assert toy == Toy(sizes=(1, 5), inner=ArchOptimizer(order="second"))
+    with pytest.raises(ConfigError, match=r"^invalid toy \(overrides\): sizes item 1: "):
+        with_overrides(Toy(), {"sizes.1": "x"})
+
+
 # --- JSON Schema snapshot -----------------------------------------------------------------
 
 
@@ -676,6 +806,43 @@ def test_cli_unknown_schedule_is_one_error_line() -> None:
         "unknown schedule 'nope': not a preset (paper-cifar10, paper-cifar100, quick) and not "
         "a .toml/.json file",
     )
+
+
+def test_cli_show_applies_set() -> None:
+    args = ["--set", "alphas.order=second", "--set", "stages.1.epochs=5", "--json"]
+    result = runner.invoke(app, ["schedule", "show", "quick", *args])
+    assert result.exit_code == 0, result.output
+    shown = validate_schedule(json.loads(result.output), SOURCE)
+    expected = {"alphas.order": "second", "stages.1.epochs": 5}
+    assert shown == with_overrides(PRESETS["quick"](), expected)
+    assert shown.alphas.order == "second"
+    assert [st.epochs for st in shown.stages] == [5, 6, 6]
+
+
+def test_cli_show_table_reflects_set() -> None:
+    result = runner.invoke(
+        app, ["schedule", "show", "quick", "--set", "alphas.order=second"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "second order" in result.output
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        (
+            "stages.4.epochs=3",
+            "invalid schedule (--set): unknown key 'stages.4.epochs'; known keys in stages: "
+            "1, 2, 3",
+        ),
+        ("alphas.order=third", "invalid schedule (--set): alphas.order: Input should be "),
+        ("seed", "an override is KEY=VALUE (alphas.order=second), got 'seed'"),
+    ],
+)
+def test_cli_show_bad_set_is_one_error_line(item: str, expected: str) -> None:
+    result = runner.invoke(app, ["schedule", "show", "quick", "--set", item])
+    assert result.exit_code == ConfigError.exit_code
+    assert assert_one_line_error(result).startswith(f"error: {expected}")
 
 
 # --- CLI: pdarts search parsing (library call patched) ------------------------------------
@@ -844,6 +1011,34 @@ def test_search_resume_refuses_schedule_flags(calls: Calls, tmp_path: Path) -> N
     result = search("--resume", str(tmp_path / "old"), "--epochs", "3")
     assert_one_line_error(
         result, "--epochs cannot be combined with --resume: a resumed run keeps its settings"
+    )
+    assert calls.runs == calls.resumes == []
+
+
+def test_search_set_applies_after_the_other_flags(calls: Calls) -> None:
+    args = ["--epochs", "12", "--alpha-order", "second", "--set", "stages.2.epochs=20"]
+    result = search("--dataset", "digits", "--schedule", "quick", *args, "--set", "seed=9")
+    assert result.exit_code == 0, result.output
+    (call,) = calls.runs
+    schedule: Schedule = call["schedule"]
+    assert [st.epochs for st in schedule.stages] == [12, 20, 12]
+    assert (schedule.seed, schedule.alphas.order) == (9, "second")
+
+
+def test_search_set_that_breaks_a_rule_is_one_line(calls: Calls) -> None:
+    result = search("--dataset", "digits", "--set", "stages.1.warmup_epochs=25")
+    assert_one_line_error(
+        result,
+        "invalid schedule (--set): stage 1, warmup_epochs: must be less than epochs (25), "
+        f"got 25: {WARMUP_RULE}",
+    )
+    assert calls.runs == []
+
+
+def test_search_resume_refuses_set(calls: Calls, tmp_path: Path) -> None:
+    result = search("--resume", str(tmp_path / "old"), "--set", "seed=3")
+    assert_one_line_error(
+        result, "--set cannot be combined with --resume: a resumed run keeps its settings"
     )
     assert calls.runs == calls.resumes == []
 

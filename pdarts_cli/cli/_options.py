@@ -31,3 +31,14 @@ def download_option() -> Any:
     return typer.Option(
         "--download", help="Fetch CIFAR when it is missing (needs a network connection)."
     )
+
+
+def set_option(what: str, examples: str) -> Any:
+    """``--set KEY=VALUE``: a dotted override of a ``what`` (schedule, recipe) field."""
+    return typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help=f"Set one {what} field, after the other options: KEY is a dotted path "
+        f"({examples}; stages and list items count from 1, as in errors), VALUE is read as "
+        "JSON when it parses, else as a string. Repeatable.",
+    )

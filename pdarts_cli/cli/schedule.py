@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -10,6 +11,8 @@ from rich.table import Table
 
 from pdarts_cli.cli._errors import user_errors
 from pdarts_cli.cli._help import Command, Group
+from pdarts_cli.cli._options import set_option
+from pdarts_cli.overrides import parse_overrides, with_overrides
 from pdarts_cli.schedule import PRESETS, Schedule, load_schedule, schedule_json
 
 app = typer.Typer(
@@ -68,15 +71,20 @@ def _settings(schedule: Schedule) -> str:
 @app.command("show", cls=Command)
 @user_errors
 def show(
-    schedule: str = typer.Argument(
-        ..., metavar="NAME|FILE", help="A preset name or a .toml/.json file."
-    ),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print a schedule file that loads back unchanged."
-    ),
+    schedule: Annotated[
+        str, typer.Argument(metavar="NAME|FILE", help="A preset name or a .toml/.json file.")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a schedule file that loads back unchanged.")
+    ] = False,
+    overrides: Annotated[
+        list[str] | None, set_option("schedule", "alphas.order=second, stages.1.epochs=5")
+    ] = None,
 ) -> None:
     """Print a schedule with every default resolved."""
     resolved = load_schedule(schedule)
+    if overrides:
+        resolved = with_overrides(resolved, parse_overrides(overrides), source="--set")
     if as_json:
         typer.echo(schedule_json(resolved), nl=False)
         return

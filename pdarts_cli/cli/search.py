@@ -11,7 +11,14 @@ import typer
 from rich.console import Console
 
 from pdarts_cli.cli._errors import fail, interrupted, user_errors
-from pdarts_cli.cli._options import Device, data_dir_option, device_option, download_option
+from pdarts_cli.cli._options import (
+    Device,
+    data_dir_option,
+    device_option,
+    download_option,
+    set_option,
+)
+from pdarts_cli.overrides import FLAGS_SOURCE, parse_overrides, with_overrides
 from pdarts_cli.schedule import load_schedule, preset_for_dataset, with_stage_values
 
 if TYPE_CHECKING:
@@ -41,23 +48,6 @@ def _batch_sizes(text: str) -> list[int]:
 
 def _default_out() -> Path:
     return Path("runs") / dt.datetime.now().strftime("search-%Y%m%d-%H%M%S")
-
-
-RESUME_CONFLICTS = (
-    "dataset",
-    "schedule",
-    "out",
-    "epochs",
-    "warmup_epochs",
-    "batch_size",
-    "channels",
-    "seed",
-    "alpha_order",
-    "image_size",
-    "download",
-    "force",
-    "force_batch",
-)
 
 
 @user_errors
@@ -134,6 +124,9 @@ def search(
             "--alpha-order", help="first (P-DARTS) or second (DARTS unrolled) alpha steps."
         ),
     ] = None,
+    overrides: Annotated[
+        list[str] | None, set_option("schedule", "alphas.order=second, stages.1.epochs=5")
+    ] = None,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -154,30 +147,30 @@ def search(
     max_skip normal skip-connects) `pdarts train RUN_DIR` reads.
     """
     from pdarts_cli.cli.progress import ConsoleObserver
+    from pdarts_cli.context import refuse_resume_flags
     from pdarts_cli.search import SearchObserver, SearchOptions, resume_search, run_search
 
     console = Console(highlight=False)
     observer = SearchObserver() if quiet else ConsoleObserver(console, live=console.is_terminal)
     if resume is not None:
-        given = {
-            "dataset": dataset,
-            "schedule": schedule,
-            "out": out,
-            "epochs": epochs,
-            "warmup_epochs": warmup_epochs,
-            "batch_size": batch_size,
-            "channels": channels,
-            "seed": seed,
-            "alpha_order": alpha_order,
-            "image_size": image_size,
-            "download": download or None,
-            "force": force or None,
-            "force_batch": force_batch or None,
-        }
-        clashing = [name for name in RESUME_CONFLICTS if given[name] is not None]
-        if clashing:
-            flag = "--" + clashing[0].replace("_", "-")
-            raise fail(f"{flag} cannot be combined with --resume: a resumed run keeps its settings")
+        refuse_resume_flags(
+            {
+                "dataset": dataset,
+                "schedule": schedule,
+                "out": out,
+                "epochs": epochs,
+                "warmup_epochs": warmup_epochs,
+                "batch_size": batch_size,
+                "channels": channels,
+                "seed": seed,
+                "alpha_order": alpha_order,
+                "image_size": image_size,
+                "download": download or None,
+                "force": force or None,
+                "force_batch": force_batch or None,
+                "set": overrides or None,
+            }
+        )
         try:
             result = resume_search(
                 resume, device=device.value, data_dir=data_dir, observer=observer
@@ -198,9 +191,11 @@ def search(
         if batch_size is not None and not auto_batch:
             resolved = with_stage_values(resolved, "batch_size", _batch_sizes(batch_size))
         if alpha_order is not None:
-            resolved = resolved.with_overrides(
-                alphas={**resolved.alphas.model_dump(), "order": alpha_order.value}
+            resolved = with_overrides(
+                resolved, {"alphas.order": alpha_order.value}, source=FLAGS_SOURCE
             )
+        if overrides:
+            resolved = with_overrides(resolved, parse_overrides(overrides), source="--set")
         from pdarts_cli.memory import parse_size
 
         budget = parse_size(memory_budget) if memory_budget is not None else None
@@ -230,15 +225,15 @@ def _print_genotypes(console: Console, result: SearchResult) -> None:
     """The refined genotype (the P-DARTS architecture), the unrefined one, and what changed."""
     from pdarts_cli.runlog import GENOTYPE_FILE, UNREFINED_GENOTYPE_FILE
 
+    run_dir = result.run_dir
+    assert run_dir is not None, "the command always gives the search a run directory"
     genotype, unrefined = result.genotype, result.unrefined or result.genotype
     max_skip = genotype.meta.get("max_skip")
     if unrefined is not genotype:
-        console.print(
-            f"\n[bold]unrefined genotype[/] ({result.run_dir / UNREFINED_GENOTYPE_FILE}):"
-        )
+        console.print(f"\n[bold]unrefined genotype[/] ({run_dir / UNREFINED_GENOTYPE_FILE}):")
         console.print(unrefined.to_darts(), soft_wrap=True)
     refined = "no refinement" if max_skip is None else f"at most {max_skip} normal skip-connects"
-    console.print(f"\n[bold]genotype[/], {refined} ({result.run_dir / GENOTYPE_FILE}):")
+    console.print(f"\n[bold]genotype[/], {refined} ({run_dir / GENOTYPE_FILE}):")
     console.print(genotype.to_darts(), soft_wrap=True)
     console.print(
         f"skip-connects: normal {genotype.count('skip_connect')} "

@@ -1,15 +1,13 @@
-"""Search schedules: pydantic models, the paper's presets, file loading and flag overrides.
+"""The schedule's pydantic models: every field, its default, its source and its rules.
 
-A schedule is everything that decides what ``pdarts search`` computes, apart from the data and
-the device. Defaults are the ``paper-cifar10`` values of ../shared/ALGORITHM.md; each field's
-description names its source. Models are frozen and forbid unknown keys, so a typo in a
-schedule file fails instead of silently falling back to a default.
+Defaults are the ``paper-cifar10`` values of ../shared/ALGORITHM.md; each field's description
+names its source. Models are frozen and forbid unknown keys, so a typo in a schedule file fails
+instead of silently falling back to a default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 from pdarts_ops import CANONICAL_OPS
@@ -20,22 +18,17 @@ from pydantic import (
     model_validator,
 )
 
-from pdarts_cli.config import (
-    FrozenModel,
-    config_json,
-    load_config,
-    read_config_file,
-    validate_config,
-)
+from pdarts_cli import overrides, topology
+from pdarts_cli.config import FrozenModel, validate_config
 from pdarts_cli.errors import ConfigError
-from pdarts_cli.files import atomic_write_text
 from pdarts_cli.registry import op_registry
 
 SCHEDULE_FORMAT: Final = "pdarts-schedule/1"
 PAPER_MAX_SKIP: Final = 2  # the paper's M: skip-connects kept in the normal cell (section 3.2.2)
 MAX_SKIP_LIMIT: Final = 64  # far above any cell's edge count (8 for 4 steps)
 
-# The DARTS candidate ops in their canonical order (ALGORITHM.md, "Search space").
+# The DARTS candidate ops in their canonical order (ALGORITHM.md, "Search space"); the ops
+# package defines the order, this name is the schedule's.
 DARTS_OPS: tuple[str, ...] = CANONICAL_OPS
 
 
@@ -267,26 +260,30 @@ class Schedule(FrozenModel):
     @property
     def edges_per_cell(self) -> int:
         """Edges of one cell: intermediate node k has k + 2 inputs (14 for 4 steps)."""
-        return sum(k + 2 for k in range(self.steps))
+        return topology.edges_per_cell(self.steps)
 
     def with_overrides(self, **fields: Any) -> Schedule:
         """A copy with per-stage fields (epochs, batch_size, ...) or top-level fields replaced.
 
-        ``None`` values are ignored, so CLI flags can be passed straight through.
+        ``None`` values are ignored, so CLI flags can be passed straight through. A stage
+        field reaches every stage; ``overrides.with_overrides`` sets one stage or a nested field.
         """
-        data = self.model_dump()
-        stage_fields = set(StageSchedule.model_fields)
+        dotted: dict[str, Any] = {}
         for key, value in fields.items():
             if value is None:
                 continue
-            if key in stage_fields:
-                for stage in data["stages"]:
-                    stage[key] = value
+            if key in StageSchedule.model_fields:
+                dotted.update(_per_stage(key, [value] * len(self.stages)))
             elif key in Schedule.model_fields:
-                data[key] = value
+                dotted[key] = value
             else:
                 raise KeyError(key)
-        return validate_schedule(data, source="command-line flags")
+        return overrides.with_overrides(self, dotted, source=overrides.FLAGS_SOURCE)
+
+
+def _per_stage(name: str, values: Sequence[Any]) -> dict[str, Any]:
+    """Dotted overrides of the stage field ``name``: ``values[k]`` for stage ``k + 1``."""
+    return {f"stages.{k}.{name}": value for k, value in enumerate(values, start=1)}
 
 
 def with_stage_values(schedule: Schedule, name: str, values: Sequence[Any]) -> Schedule:
@@ -297,87 +294,11 @@ def with_stage_values(schedule: Schedule, name: str, values: Sequence[Any]) -> S
         raise ConfigError(
             f"{name}: give one value for every stage or one per stage ({count}), got {len(values)}"
         )
-    data = schedule.model_dump()
     per_stage = list(values) * count if len(values) == 1 else list(values)
-    for stage, value in zip(data["stages"], per_stage):
-        stage[name] = value
-    return validate_schedule(data, source="command-line flags")
-
-
-def _paper_stages(skip_dropout_rates: tuple[float, float, float]) -> tuple[StageSchedule, ...]:
-    cells = (5, 11, 17)  # 5 cells plus 6 and 12 added cells (paper, section 4.1)
-    ops_per_edge = (8, 5, 3)
-    return tuple(
-        StageSchedule(cells=c, ops_per_edge=o, skip_dropout_rate=r)
-        for c, o, r in zip(cells, ops_per_edge, skip_dropout_rates)
+    return overrides.with_overrides(
+        schedule, _per_stage(name, per_stage), source=overrides.FLAGS_SOURCE
     )
-
-
-def _paper_cifar10() -> Schedule:
-    return Schedule(name="paper-cifar10", stages=_paper_stages((0.0, 0.4, 0.7)))
-
-
-def _paper_cifar100() -> Schedule:
-    return Schedule(name="paper-cifar100", stages=_paper_stages((0.1, 0.2, 0.3)))
-
-
-def _quick() -> Schedule:
-    """A CPU demo on the embedded 8x8 digits: the paper's three stages, scaled down to minutes.
-
-    A demo has a few dozen alpha steps where the paper has thousands, so the alpha learning
-    rate is 5x the paper's to let them move.
-    """
-    stage = {"epochs": 6, "warmup_epochs": 2, "batch_size": 32, "channels": 8}
-    return Schedule(
-        name="quick",
-        stages=(
-            StageSchedule(cells=3, ops_per_edge=8, skip_dropout_rate=0.0, **stage),
-            StageSchedule(cells=4, ops_per_edge=5, skip_dropout_rate=0.4, **stage),
-            StageSchedule(cells=5, ops_per_edge=3, skip_dropout_rate=0.7, **stage),
-        ),
-        alphas=ArchOptimizer(lr=3e-3),
-        data=DataSchedule(crop_padding=1, horizontal_flip=False),
-        valid_last_epochs=1,
-    )
-
-
-PRESETS: dict[str, Callable[[], Schedule]] = {
-    "paper-cifar10": _paper_cifar10,
-    "paper-cifar100": _paper_cifar100,
-    "quick": _quick,
-}
-
-
-def preset_for_dataset(dataset: str) -> str:
-    """The paper's schedule for a dataset: CIFAR-100 has its own dropout rates."""
-    return "paper-cifar100" if dataset.split(":", 1)[0] == "cifar100" else "paper-cifar10"
 
 
 def validate_schedule(data: Mapping[str, Any], source: str) -> Schedule:
     return validate_config(Schedule, data, "schedule", source)
-
-
-def read_schedule_file(path: Path) -> Schedule:
-    """A schedule from a .toml or .json file."""
-    return read_config_file(Schedule, path, "schedule")
-
-
-def load_schedule(name_or_path: str) -> Schedule:
-    """A preset by name, or a schedule file."""
-    return load_config(Schedule, name_or_path, PRESETS, "schedule")
-
-
-def write_schedule_file(schedule: Schedule, path: Path) -> None:
-    """``schedule`` as a JSON schedule file (it loads back unchanged with ``--schedule``)."""
-    if path.suffix.lower() != ".json":
-        raise ConfigError(f"schedules are written as JSON: name the file .json, got {path}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, schedule_json(schedule))
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def schedule_json(schedule: Schedule) -> str:
-    """The schedule as a file that loads back unchanged."""
-    return config_json(schedule)
