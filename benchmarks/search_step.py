@@ -19,10 +19,10 @@ from pdarts_cli.context import RunContext
 from pdarts_cli.data import DatasetInfo, ImageDataset, ImageTensors
 from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
 from pdarts_cli.schedule import load_schedule
-from pdarts_cli.search.data import stage_batches
-from pdarts_cli.search.epoch import train_epoch
-from pdarts_cli.search.events import SearchObserver
-from pdarts_cli.search.step import all_candidates, build_stage
+from pdarts_cli.searching.data import stage_batches
+from pdarts_cli.searching.epoch import train_epoch
+from pdarts_cli.searching.events import SearchObserver
+from pdarts_cli.searching.step import all_candidates, build_stage
 
 
 def synthetic_dataset(images: int, size: int, classes: int) -> ImageDataset:

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from pdarts_cli.data import DatasetInfo
 from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
 from pdarts_cli.genotype import load_genotype
-from pdarts_cli.train.recipe import load_recipe
-from pdarts_cli.train.setup import build_network
+from pdarts_cli.training.recipe import load_recipe
+from pdarts_cli.training.setup import build_network
 
 
 def main() -> None:

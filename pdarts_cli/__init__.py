@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from pdarts_cli.genotype import Genotype, load_genotype
     from pdarts_cli.overrides import with_overrides
     from pdarts_cli.schedule import Schedule, load_schedule
-    from pdarts_cli.search.events import SearchObserver, SearchResult
-    from pdarts_cli.train import Evaluation, TrainObserver, TrainState
-    from pdarts_cli.train.recipe import Recipe, load_recipe
+    from pdarts_cli.searching.events import SearchObserver, SearchResult
+    from pdarts_cli.training import Evaluation, TrainObserver, TrainState
+    from pdarts_cli.training.recipe import Recipe, load_recipe
 
 __version__ = "0.1.0"
 
@@ -40,13 +40,13 @@ _EXPORTS = {
     "with_overrides": "pdarts_cli.overrides",
     "Schedule": "pdarts_cli.schedule",
     "load_schedule": "pdarts_cli.schedule",
-    "SearchObserver": "pdarts_cli.search.events",
-    "SearchResult": "pdarts_cli.search.events",
-    "Evaluation": "pdarts_cli.train",
-    "TrainObserver": "pdarts_cli.train",
-    "TrainState": "pdarts_cli.train",
-    "Recipe": "pdarts_cli.train.recipe",
-    "load_recipe": "pdarts_cli.train.recipe",
+    "SearchObserver": "pdarts_cli.searching.events",
+    "SearchResult": "pdarts_cli.searching.events",
+    "Evaluation": "pdarts_cli.training",
+    "TrainObserver": "pdarts_cli.training",
+    "TrainState": "pdarts_cli.training",
+    "Recipe": "pdarts_cli.training.recipe",
+    "load_recipe": "pdarts_cli.training.recipe",
 }
 
 __all__ = [

@@ -23,13 +23,13 @@ from pdarts_cli.arch import ArchWeights, read_arch
 from pdarts_cli.data import ImageDataset, as_image_dataset
 from pdarts_cli.genotype import Genotype, load_genotype
 from pdarts_cli.overrides import with_overrides
-from pdarts_cli.refine import arch_path
+from pdarts_cli.refinement import arch_path
 from pdarts_cli.schedule import PAPER_MAX_SKIP, Schedule, load_schedule, preset_for_dataset
-from pdarts_cli.search.derive import derive_genotype
-from pdarts_cli.search.events import SearchObserver, SearchResult
-from pdarts_cli.search.options import SearchOptions
-from pdarts_cli.search.run import run_search
-from pdarts_cli.train import (
+from pdarts_cli.searching.derive import derive_genotype
+from pdarts_cli.searching.events import SearchObserver, SearchResult
+from pdarts_cli.searching.options import SearchOptions
+from pdarts_cli.searching.run import run_search
+from pdarts_cli.training import (
     Evaluation,
     TrainObserver,
     TrainOptions,
@@ -37,7 +37,7 @@ from pdarts_cli.train import (
     evaluate_checkpoint,
     run_training,
 )
-from pdarts_cli.train.recipe import Recipe, adapt_to_dataset, load_recipe, recipe_for_dataset
+from pdarts_cli.training.recipe import Recipe, adapt_to_dataset, load_recipe, recipe_for_dataset
 
 # What ``search`` accepts as data: a dataset spec (``digits``, ``cifar10``, ``npz:PATH``, ...),
 # a loaded dataset, ``(images, labels)`` tensors, ``((train images, labels), (test images,

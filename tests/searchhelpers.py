@@ -11,7 +11,7 @@ from pdarts_cli.context import RunContext
 from pdarts_cli.data import resolve_dataset
 from pdarts_cli.device import resolve_precision
 from pdarts_cli.schedule import Schedule
-from pdarts_cli.search.step import build_stage
+from pdarts_cli.searching.step import build_stage
 
 
 def alpha_tensors(run_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,8 +21,8 @@ PACKAGE_DIR = Path(pdarts_cli.__file__).parent
 TESTS_DIR = Path(__file__).parent
 MAX_MODULE_LINES = 350
 
-SEARCH = ("pdarts_cli.search", "pdarts_cli.memory", "pdarts_cli.refine")
-TRAIN = ("pdarts_cli.train",)
+SEARCH = ("pdarts_cli.searching", "pdarts_cli.memory", "pdarts_cli.refinement")
+TRAIN = ("pdarts_cli.training",)
 CLI = ("pdarts_cli.cli", "pdarts_cli.__main__")
 ENTRY = ("pdarts_cli.api",)
 
@@ -131,8 +131,8 @@ def test_importing_the_library_loads_neither_typer_nor_rich() -> None:
 
 def test_the_derivation_imports_without_the_run_loop() -> None:
     code = (
-        "import sys, pdarts_cli.search.derive; "
-        "print(sorted(m for m in ('pydantic', 'pdarts_cli.search.loop') if m in sys.modules))"
+        "import sys, pdarts_cli.searching.derive; "
+        "print(sorted(m for m in ('pydantic', 'pdarts_cli.searching.loop') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

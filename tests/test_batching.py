@@ -1,4 +1,4 @@
-"""Batch sizes that keep a search meaningful (pdarts_cli.search.batching)."""
+"""Batch sizes that keep a search meaningful (pdarts_cli.searching.batching)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from conftest import tiny_schedule_dict
 
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.schedule import validate_schedule
-from pdarts_cli.search.batching import (
+from pdarts_cli.searching.batching import (
     Halves,
     batch_problem,
     check_batches,

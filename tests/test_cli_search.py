@@ -16,8 +16,8 @@ from pdarts_cli.arch import read_arch
 from pdarts_cli.cli.app import app
 from pdarts_cli.genotype import read_genotype_file
 from pdarts_cli.schedule import read_schedule_file, validate_schedule
-from pdarts_cli.search import resolve_for_dataset
-from pdarts_cli.search.derive import derive_genotype
+from pdarts_cli.searching import resolve_for_dataset
+from pdarts_cli.searching.derive import derive_genotype
 
 runner = CliRunner()
 
@@ -247,9 +247,9 @@ def _interrupt(*_: object, **__: object) -> None:
 
 
 def test_ctrl_c_prints_the_resume_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pdarts_cli.search.run
+    import pdarts_cli.searching.run
 
-    monkeypatch.setattr(pdarts_cli.search.run, "run_stages", _interrupt)
+    monkeypatch.setattr(pdarts_cli.searching.run, "run_stages", _interrupt)
     out = tmp_path / "my run"
     result = runner.invoke(
         app, ["search", "--dataset", "digits", "--force-batch", "--out", str(out)]
@@ -262,9 +262,9 @@ def test_ctrl_c_prints_the_resume_command(tmp_path: Path, monkeypatch: pytest.Mo
 def test_ctrl_c_before_the_run_directory_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pdarts_cli.search.run
+    import pdarts_cli.searching.run
 
-    monkeypatch.setattr(pdarts_cli.search.run, "search_context", _interrupt)
+    monkeypatch.setattr(pdarts_cli.searching.run, "search_context", _interrupt)
     args = ["search", "--dataset", "digits", "--force-batch", "--out", str(tmp_path / "r")]
     result = runner.invoke(app, args)
     assert result.exit_code == 130
@@ -307,9 +307,11 @@ def test_a_batch_that_leaves_too_few_steps_is_refused(
 
 
 def test_force_batch_insists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pdarts_cli.search.run
+    import pdarts_cli.searching.run
 
-    monkeypatch.setattr(pdarts_cli.search.run, "run_stages", _interrupt)  # stop once past the check
+    monkeypatch.setattr(
+        pdarts_cli.searching.run, "run_stages", _interrupt
+    )  # stop once past the check
     args = ["search", "--dataset", "digits", "--schedule", "quick", "--batch-size", "5000"]
     result = runner.invoke(app, [*args, "--force-batch", "--out", str(tmp_path / "r")])
     assert result.exit_code == 130, result.output
@@ -321,8 +323,8 @@ def test_the_quick_schedule_gives_every_stage_enough_steps(tmp_path: Path) -> No
     from pdarts_cli.context import RunContext
     from pdarts_cli.data import resolve_dataset
     from pdarts_cli.schedule import load_schedule
-    from pdarts_cli.search import data_halves
-    from pdarts_cli.search.batching import weight_steps
+    from pdarts_cli.searching import data_halves
+    from pdarts_cli.searching.batching import weight_steps
 
     quick = resolve_for_dataset(load_schedule("quick"), "digits")
     env = RunContext(resolve_dataset("digits"), torch.device("cpu"), None, False, "digits")  # type: ignore[arg-type]

@@ -21,9 +21,9 @@ WORKER = textwrap.dedent(
     import torch
     from safetensors.torch import save_file
     from pdarts_cli.genotype import ZOO
-    from pdarts_cli.train import TrainOptions, run_training
-    from pdarts_cli.train.recipe import load_recipe
-    from pdarts_cli.train import TrainObserver
+    from pdarts_cli.training import TrainOptions, run_training
+    from pdarts_cli.training.recipe import load_recipe
+    from pdarts_cli.training import TrainObserver
 
     torch.set_num_threads(1)
     out = sys.argv[1]

@@ -23,7 +23,7 @@ import torch
 from pdarts_cli.arch import ArchWeights, EdgeWeights, arch_from_dict
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.schedule import DARTS_OPS
-from pdarts_cli.search.derive import (
+from pdarts_cli.searching.derive import (
     approximate_search_space,
     derive_cell,
     derive_genotype,

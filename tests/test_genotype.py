@@ -40,7 +40,7 @@ from pdarts_cli.genotype import (
 )
 from pdarts_cli.registry import op_registry
 from pdarts_cli.runlog import GENOTYPE_FILE, RUN_FILE, UNREFINED_GENOTYPE_FILE
-from pdarts_cli.train.state import WEIGHTS_FORMAT
+from pdarts_cli.training.state import WEIGHTS_FORMAT
 
 S3, S5, D3, D5 = "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"
 SKIP, MAX, AVG = "skip_connect", "max_pool_3x3", "avg_pool_3x3"

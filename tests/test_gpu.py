@@ -11,7 +11,7 @@ from searchhelpers import largest_alpha_change
 
 from pdarts_cli.arch import read_arch
 from pdarts_cli.schedule import Schedule
-from pdarts_cli.search import SearchOptions, run_search
+from pdarts_cli.searching import SearchOptions, run_search
 
 pytestmark = [
     pytest.mark.gpu,
@@ -37,8 +37,8 @@ def test_tiny_search_on_cuda(
 @pytest.mark.parametrize(("amp", "channels_last"), [("auto", "auto"), ("bf16", "on")])
 def test_quick_training_on_cuda(tmp_path: Path, amp: str, channels_last: str) -> None:
     from pdarts_cli.genotype import ZOO
-    from pdarts_cli.train import TrainOptions, run_training
-    from pdarts_cli.train.recipe import load_recipe
+    from pdarts_cli.training import TrainOptions, run_training
+    from pdarts_cli.training.recipe import load_recipe
 
     recipe = load_recipe("quick").with_overrides(epochs=2, amp=amp, channels_last=channels_last)
     state = run_training(

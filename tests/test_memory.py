@@ -52,10 +52,10 @@ from pdarts_cli.schedule import (
     validate_schedule,
     write_schedule_file,
 )
-from pdarts_cli.search import SearchOptions, run_search
-from pdarts_cli.search.autobatch import batch_chooser
-from pdarts_cli.search.events import SearchObserver
-from pdarts_cli.search.state import RunFiles, read_resume_point
+from pdarts_cli.searching import SearchOptions, run_search
+from pdarts_cli.searching.autobatch import batch_chooser
+from pdarts_cli.searching.events import SearchObserver
+from pdarts_cli.searching.state import RunFiles, read_resume_point
 
 runner = CliRunner()
 GiB, MiB = 2**30, 2**20
@@ -184,8 +184,8 @@ def test_cell_checkpointing_lowers_the_measured_peak() -> None:
 def test_cell_checkpointing_changes_no_result() -> None:
     from pdarts_cli.data import resolve_dataset
     from pdarts_cli.device import Precision
-    from pdarts_cli.search.data import stage_batches
-    from pdarts_cli.search.step import all_candidates, build_stage, search_step
+    from pdarts_cli.searching.data import stage_batches
+    from pdarts_cli.searching.step import all_candidates, build_stage, search_step
 
     def state_after_three_steps(schedule: Schedule) -> dict[str, torch.Tensor]:
         env = RunContext(
@@ -569,7 +569,7 @@ LIBRARY_SEARCH_PEAK = textwrap.dedent(
     from pathlib import Path
     from pdarts_cli.memory.probe import peak_rss_bytes
     from pdarts_cli.schedule import read_schedule_file
-    from pdarts_cli.search import SearchOptions, run_search
+    from pdarts_cli.searching import SearchOptions, run_search
     schedule = read_schedule_file(Path(sys.argv[1]))
     run_search(schedule, SearchOptions(dataset="digits", device="cpu"), sys.argv[2])
     print(peak_rss_bytes())

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pdarts_cli.genotype import ZOO
-from pdarts_cli.train.network import (
+from pdarts_cli.training.network import (
     NetworkCIFAR,
     NetworkImageNet,
     count_parameters,

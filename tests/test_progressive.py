@@ -19,10 +19,14 @@ from pdarts_cli.device import resolve_channels_last, resolve_precision
 from pdarts_cli.genotype import Genotype, read_genotype_file
 from pdarts_cli.rates import cosine_lr, skip_dropout_p
 from pdarts_cli.schedule import DARTS_OPS, Schedule, SkipDropoutDecay, StageSchedule
-from pdarts_cli.search.derive import approximate_search_space, derive_genotype, edge_probabilities
-from pdarts_cli.search.epoch import evaluates_epoch
-from pdarts_cli.search.loop import derive_genotypes, stage_report
-from pdarts_cli.search.state import RunFiles
+from pdarts_cli.searching.derive import (
+    approximate_search_space,
+    derive_genotype,
+    edge_probabilities,
+)
+from pdarts_cli.searching.epoch import evaluates_epoch
+from pdarts_cli.searching.loop import derive_genotypes, stage_report
+from pdarts_cli.searching.state import RunFiles
 from pdarts_cli.seeding import derive_seed
 
 EDGES = 14  # a 4-step cell

@@ -27,10 +27,10 @@ from pdarts_cli.arch import ArchWeights, EdgeWeights, arch_json, read_arch
 from pdarts_cli.cli.app import app
 from pdarts_cli.errors import ArtifactError, PdartsError
 from pdarts_cli.genotype import Genotype, parse_darts, read_genotype_file
-from pdarts_cli.refine import parse_max_skip, refine
+from pdarts_cli.refinement import parse_max_skip, refine
 from pdarts_cli.registry import op_registry
 from pdarts_cli.schedule import DARTS_OPS
-from pdarts_cli.search.derive import derive_genotype
+from pdarts_cli.searching.derive import derive_genotype
 
 STEPS = 4
 EDGES = 14  # 2 + 3 + 4 + 5 edges for a 4-step cell

@@ -28,7 +28,7 @@ from pdarts_cli.genotype import ZOO, load_genotype
 from pdarts_cli.registry import DATASETS_GROUP, OPS_GROUP, Entry, dataset_registry, op_registry
 from pdarts_cli.runlog import FINAL_ARCH_FILE, stage_arch_file, stage_weights_file
 from pdarts_cli.schedule import DARTS_OPS, DataSchedule, Schedule, StageSchedule
-from pdarts_cli.search import SearchOptions, run_search
+from pdarts_cli.searching import SearchOptions, run_search
 
 PLUGIN_SOURCE = Path(__file__).parent / "plugins" / "pdarts-example-op"
 PLUGIN_DIST = "pdarts-example-op"

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from pdarts_cli.errors import RunDirError
 from pdarts_cli.runlog import METRICS_FILE
 from pdarts_cli.schedule import Schedule, schedule_json
-from pdarts_cli.search import SearchOptions, resume_search, run_search
+from pdarts_cli.searching import SearchOptions, resume_search, run_search
 
 KILL_AT = (2, 2, 2)  # stage, epoch, batch: mid-way through the second stage's first joint epoch
 
@@ -24,7 +24,7 @@ CHILD = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from pdarts_cli.schedule import read_schedule_file
-    from pdarts_cli.search import SearchObserver, SearchOptions, run_search
+    from pdarts_cli.searching import SearchObserver, SearchOptions, run_search
 
     class KillMidStage(SearchObserver):
         def batch_finished(self, progress):

@@ -14,7 +14,7 @@ import pytest
 from clihelpers import stderr_of
 from typer.testing import CliRunner, Result
 
-import pdarts_cli.search
+import pdarts_cli.searching
 from pdarts_cli.cli.app import app
 from pdarts_cli.config import FrozenModel, error_location
 from pdarts_cli.errors import ConfigError
@@ -32,7 +32,7 @@ from pdarts_cli.schedule import (
     schedule_json,
     validate_schedule,
 )
-from pdarts_cli.search import SearchOptions
+from pdarts_cli.searching import SearchOptions
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "schedule.schema.json"
 UPDATE_SNAPSHOTS_ENV = "PDARTS_UPDATE_SNAPSHOTS"
@@ -872,10 +872,10 @@ class Calls:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Calls:
-    # The command imports run_search lazily from pdarts_cli.search, so patch it there.
+    # The command imports run_search lazily from pdarts_cli.searching, so patch it there.
     recorder = Calls(tmp_path / "run")
-    monkeypatch.setattr(pdarts_cli.search, "run_search", recorder.run_search)
-    monkeypatch.setattr(pdarts_cli.search, "resume_search", recorder.resume_search)
+    monkeypatch.setattr(pdarts_cli.searching, "run_search", recorder.run_search)
+    monkeypatch.setattr(pdarts_cli.searching, "resume_search", recorder.resume_search)
     monkeypatch.delenv("PDARTS_DATA", raising=False)
     return recorder
 

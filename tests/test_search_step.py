@@ -21,9 +21,9 @@ from pdarts_cli.context import RunContext
 from pdarts_cli.data import DatasetInfo, ImageDataset, ImageTensors
 from pdarts_cli.device import resolve_precision
 from pdarts_cli.schedule import Schedule, validate_schedule
-from pdarts_cli.search import SearchOptions, run_search
-from pdarts_cli.search.step import Stage, all_candidates, build_stage, search_step
-from pdarts_cli.search.supernet import SearchNetwork
+from pdarts_cli.searching import SearchOptions, run_search
+from pdarts_cli.searching.step import Stage, all_candidates, build_stage, search_step
+from pdarts_cli.searching.supernet import SearchNetwork
 
 CLASSES = 4
 BATCH = 6

@@ -26,8 +26,8 @@ from pdarts_cli.data import (
     stratified_split_indices,
 )
 from pdarts_cli.schedule import Schedule, validate_schedule
-from pdarts_cli.search import resolve_for_dataset
-from pdarts_cli.search.data import weight_alpha_split
+from pdarts_cli.searching import resolve_for_dataset
+from pdarts_cli.searching.data import weight_alpha_split
 
 CLASSES = ["ant", "bee", "cat", "dog"]  # an image folder lists its classes sorted
 

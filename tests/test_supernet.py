@@ -20,8 +20,8 @@ from pdarts_cli.arch import arch_from_dict, arch_json
 from pdarts_cli.device import Precision
 from pdarts_cli.registry import op_registry
 from pdarts_cli.schedule import DARTS_OPS
-from pdarts_cli.search.architect import first_order_grads, second_order_grads
-from pdarts_cli.search.supernet import (
+from pdarts_cli.searching.architect import first_order_grads, second_order_grads
+from pdarts_cli.searching.supernet import (
     MixedOp,
     SearchNetwork,
     SkipDropout,

@@ -37,16 +37,16 @@ from pdarts_cli.distributed import Distributed
 from pdarts_cli.errors import ArtifactError, ConfigError, RunDirError
 from pdarts_cli.genotype import ZOO, read_genotype_file
 from pdarts_cli.runlog import METRICS_FILE
-from pdarts_cli.train import (
+from pdarts_cli.training import (
     TrainOptions,
     evaluate_checkpoint,
     resume_training,
     run_training,
 )
-from pdarts_cli.train import loop as trainer
-from pdarts_cli.train.batches import train_batches, training_split
-from pdarts_cli.train.metrics import Scores, TrainMetrics, TrainObserver, TrainProgress
-from pdarts_cli.train.recipe import (
+from pdarts_cli.training import loop as trainer
+from pdarts_cli.training.batches import train_batches, training_split
+from pdarts_cli.training.metrics import Scores, TrainMetrics, TrainObserver, TrainProgress
+from pdarts_cli.training.recipe import (
     PRESETS,
     Recipe,
     adapt_to_dataset,
@@ -57,7 +57,7 @@ from pdarts_cli.train.recipe import (
     recipe_json,
     validate_recipe,
 )
-from pdarts_cli.train.state import BEST_FILE, FINAL_FILE, LAST_FILE, TrainState
+from pdarts_cli.training.state import BEST_FILE, FINAL_FILE, LAST_FILE, TrainState
 
 runner = CliRunner()
 
@@ -356,7 +356,7 @@ def test_dry_run_reads_no_data(tmp_path: Path) -> None:
 def test_train_cli_hands_the_adapted_recipe_to_run_training(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import pdarts_cli.train as train_module
+    import pdarts_cli.training as train_module
 
     seen: list[tuple[Recipe, TrainOptions, Path]] = []
 
@@ -482,9 +482,9 @@ CHILD = textwrap.dedent(
     import torch
     torch.set_num_threads(1)
     from pdarts_cli.genotype import ZOO
-    from pdarts_cli.train import TrainOptions, run_training
-    from pdarts_cli.train.recipe import read_recipe_file
-    from pdarts_cli.train import TrainObserver
+    from pdarts_cli.training import TrainOptions, run_training
+    from pdarts_cli.training.recipe import read_recipe_file
+    from pdarts_cli.training import TrainObserver
 
     class KillMidEpoch(TrainObserver):
         def batch_finished(self, progress):
@@ -650,7 +650,7 @@ def test_evaluate_asks_for_the_trained_image_size(
     trained_run: tuple[Path, TrainState], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Datasets without a native size (image folders) are resized to the trained size."""
-    import pdarts_cli.train.setup as train_module
+    import pdarts_cli.training.setup as train_module
 
     requested: list[int | None] = []
 
@@ -689,7 +689,24 @@ def test_resume_refuses_flags_that_would_change_the_run(
     assert "--lr cannot" in assert_one_error_line(runner.invoke(app, repeated))
     other = ["train", "PDARTS", "--dataset", "cifar10", "--resume", str(run_dir)]
     assert "--dataset cannot" in assert_one_error_line(runner.invoke(app, other))
+    set_epochs = ["train", "PDARTS", "--resume", str(run_dir), "--set", "epochs=3"]
+    assert "--set cannot" in assert_one_error_line(runner.invoke(app, set_epochs))
     assert (run_dir / "last.safetensors").read_bytes() == before
+
+
+def test_set_overrides_recipe_fields_after_the_flags() -> None:
+    args = ["train", "PDARTS", "--dataset", "digits", "--recipe", "quick", "--channels", "6"]
+    result = runner.invoke(
+        app, [*args, "--set", "channels=4", "--set", "layers=3", "--dry-run", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["channels"], report["layers"]) == (4, 3)
+    unknown = runner.invoke(app, [*args, "--set", "epochz=1", "--dry-run"])
+    assert unknown.exit_code == 2
+    assert "unknown key 'epochz'" in assert_one_error_line(unknown)
+    invalid = runner.invoke(app, [*args, "--set", "epochs=0", "--dry-run"])
+    assert "--set" in assert_one_error_line(invalid)
 
 
 def test_train_without_a_dataset_or_a_resume_is_refused() -> None:
@@ -740,7 +757,7 @@ def test_a_refused_recipe_leaves_no_run_behind(tmp_path: Path) -> None:
 
 
 def test_numerics_defaults_follow_the_network_and_stay_off_on_the_cpu() -> None:
-    from pdarts_cli.train.setup import training_channels_last, training_precision
+    from pdarts_cli.training.setup import training_channels_last, training_precision
 
     cpu = torch.device("cpu")
     for name in ("paper-cifar", "paper-imagenet"):

@@ -8,11 +8,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pdarts_cli.cli.renderer import ProgressRenderer
-from pdarts_cli.search.events import SearchObserver
+from pdarts_cli.searching.events import SearchObserver
 from pdarts_cli.topology import cell_edges
 
 if TYPE_CHECKING:
-    from pdarts_cli.search.events import (
+    from pdarts_cli.searching.events import (
         BatchProgress,
         EdgeReport,
         EpochMetrics,

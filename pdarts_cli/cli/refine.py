@@ -42,8 +42,8 @@ def refine(
     Architecture refinement (P-DARTS section 3.2.2) of a search's final alphas, for any M;
     a search's genotype.json already holds its schedule's max_skip (2).
     """
-    from pdarts_cli.refine import parse_max_skip
-    from pdarts_cli.refine import refine as refine_genotypes
+    from pdarts_cli.refinement import parse_max_skip
+    from pdarts_cli.refinement import refine as refine_genotypes
 
     max_skips = parse_max_skip(max_skip) if max_skip is not None else None
     console = Console(highlight=False)

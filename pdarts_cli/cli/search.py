@@ -22,7 +22,7 @@ from pdarts_cli.overrides import FLAGS_SOURCE, parse_overrides, with_overrides
 from pdarts_cli.schedule import load_schedule, preset_for_dataset, with_stage_values
 
 if TYPE_CHECKING:
-    from pdarts_cli.search import SearchResult
+    from pdarts_cli.searching import SearchResult
 
 
 class AlphaOrder(str, Enum):
@@ -148,7 +148,7 @@ def search(
     """
     from pdarts_cli.cli.progress import ConsoleObserver
     from pdarts_cli.context import refuse_resume_flags
-    from pdarts_cli.search import SearchObserver, SearchOptions, resume_search, run_search
+    from pdarts_cli.searching import SearchObserver, SearchOptions, resume_search, run_search
 
     console = Console(highlight=False)
     observer = SearchObserver() if quiet else ConsoleObserver(console, live=console.is_terminal)

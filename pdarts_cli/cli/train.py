@@ -18,12 +18,19 @@ from rich.table import Table
 
 from pdarts_cli.cli._errors import fail, interrupted, user_errors
 from pdarts_cli.cli._help import field_help
-from pdarts_cli.cli._options import Device, data_dir_option, device_option, download_option
-from pdarts_cli.train.recipe import Recipe, adapt_to_dataset, load_recipe, recipe_for_dataset
+from pdarts_cli.cli._options import (
+    Device,
+    data_dir_option,
+    device_option,
+    download_option,
+    set_option,
+)
+from pdarts_cli.overrides import parse_overrides, with_overrides
+from pdarts_cli.training.recipe import Recipe, adapt_to_dataset, load_recipe, recipe_for_dataset
 
 if TYPE_CHECKING:
     from pdarts_cli.genotype import Genotype
-    from pdarts_cli.train import TrainObserver, TrainOptions, TrainState
+    from pdarts_cli.training import TrainObserver, TrainOptions, TrainState
 
 
 def _default_out() -> Path:
@@ -114,6 +121,9 @@ def train(
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help=field_help(Recipe, "seed"))] = None,
+    overrides: Annotated[
+        list[str] | None, set_option("recipe", "epochs=600, lr_schedule=linear")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the network's size and exit; reads no data.")
     ] = False,
@@ -144,7 +154,7 @@ def train(
     after the last epoch.
     """
     from pdarts_cli.genotype import load_genotype
-    from pdarts_cli.train import TrainOptions, resume_training, run_training
+    from pdarts_cli.training import TrainOptions, resume_training, run_training
 
     flags = {
         "channels": channels,
@@ -161,7 +171,7 @@ def train(
         "seed": seed,
     }
     if resume is not None:
-        given = {"recipe": recipe, "dataset": dataset, "out": out, **flags}
+        given = {"recipe": recipe, "dataset": dataset, "out": out, "set": overrides, **flags}
         switches = {"download": download, "force": force, "dry_run": dry_run}
         _refuse_resume_flags(resume, given | {k: v or None for k, v in switches.items()})
     elif dataset is None:
@@ -181,6 +191,8 @@ def train(
     assert dataset is not None  # refused above
     resolved = load_recipe(recipe or recipe_for_dataset(dataset)).with_overrides(**flags)
     resolved = adapt_to_dataset(resolved, dataset, flags)
+    if overrides:
+        resolved = with_overrides(resolved, parse_overrides(overrides), source="--set")
     if dry_run:
         options = TrainOptions(dataset=dataset, data_dir=data_dir)
         _print_size(console, resolved_genotype, resolved, options, as_json)
@@ -208,7 +220,7 @@ def _print_size(
     console: Console, genotype: Genotype, recipe: Recipe, options: TrainOptions, as_json: bool
 ) -> None:
     """``--dry-run``: the network's size, as a table or as JSON."""
-    from pdarts_cli.train import dry_run
+    from pdarts_cli.training import dry_run
 
     summary = dry_run(genotype, recipe, options)
     report = {
@@ -247,7 +259,7 @@ def _train(
     """Run ``start`` with a progress display (rank 0 only, none when ``quiet``), then print
     its summary; Ctrl-C says how to continue (``pdarts COMMAND --resume RUN_DIR``)."""
     from pdarts_cli.cli.train_progress import TrainConsoleObserver, summary_table
-    from pdarts_cli.train import TrainObserver, count_parameters
+    from pdarts_cli.training import TrainObserver, count_parameters
 
     rendering = TrainConsoleObserver(console, live=console.is_terminal)
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 renders
@@ -282,7 +294,7 @@ def evaluate(
     device: Annotated[Device, device_option()] = Device.auto,
 ) -> None:
     """Score a checkpoint: top-1 and top-5 on the test split."""
-    from pdarts_cli.train import TrainOptions, evaluate_checkpoint
+    from pdarts_cli.training import TrainOptions, evaluate_checkpoint
 
     result = evaluate_checkpoint(
         checkpoint, TrainOptions(dataset=dataset, data_dir=data_dir, device=device.value)

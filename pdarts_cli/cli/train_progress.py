@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pdarts_cli.cli.renderer import ProgressRenderer
-from pdarts_cli.train import (
+from pdarts_cli.training import (
     BEST_FILE,
     FINAL_FILE,
     TrainMetrics,

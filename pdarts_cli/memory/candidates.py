@@ -24,7 +24,7 @@ def saved_activation_bytes(name: str, stride: int) -> int:
     import torch
 
     from pdarts_cli.registry import op_registry
-    from pdarts_cli.search.supernet import build_candidate
+    from pdarts_cli.searching.supernet import build_candidate
 
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
         channels = RANKING_INPUT_SHAPE[1]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pdarts_cli.schedule import Schedule
-    from pdarts_cli.search.supernet import CellCandidates
+    from pdarts_cli.searching.supernet import CellCandidates
 
 SYNTHETIC_SHAPE = (3, 32, 32)  # CIFAR-sized images when no dataset is named
 SYNTHETIC_CLASSES = 10
@@ -61,8 +61,8 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     from pdarts_cli.data import DatasetInfo, ImageDataset, ImageTensors, resolve_dataset
     from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
     from pdarts_cli.schedule import validate_schedule
-    from pdarts_cli.search.data import stage_batches, weight_alpha_split
-    from pdarts_cli.search.step import build_stage, search_step
+    from pdarts_cli.searching.data import stage_batches, weight_alpha_split
+    from pdarts_cli.searching.step import build_stage, search_step
 
     schedule = validate_schedule(request["schedule"], "profile request")
     index, batch_size = request["stage"], request["batch_size"]

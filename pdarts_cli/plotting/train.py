@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-BEST_FILE = "best.safetensors"  # pdarts_cli.train's name (a test keeps them equal)
+BEST_FILE = "best.safetensors"  # pdarts_cli.training's name (a test keeps them equal)
 
 
 def best_valid_epoch(epochs: Sequence[int], valid_top1: Sequence[float]) -> int | None:

@@ -12,13 +12,13 @@ from pdarts_cli.files import atomic_write_text
 from pdarts_cli.provenance import run_record
 from pdarts_cli.runlog import RUN_FILE, SCHEDULE_FILE, create_run_dir, read_json, write_json
 from pdarts_cli.schedule import Schedule, schedule_json, validate_schedule
-from pdarts_cli.search.autobatch import batch_chooser
-from pdarts_cli.search.batching import check_batches
-from pdarts_cli.search.data import data_halves
-from pdarts_cli.search.events import SearchObserver, SearchResult
-from pdarts_cli.search.loop import run_stages
-from pdarts_cli.search.options import SearchOptions
-from pdarts_cli.search.state import RunFiles, finished_result, read_resume_point
+from pdarts_cli.searching.autobatch import batch_chooser
+from pdarts_cli.searching.batching import check_batches
+from pdarts_cli.searching.data import data_halves
+from pdarts_cli.searching.events import SearchObserver, SearchResult
+from pdarts_cli.searching.loop import run_stages
+from pdarts_cli.searching.options import SearchOptions
+from pdarts_cli.searching.state import RunFiles, finished_result, read_resume_point
 
 
 def search_context(

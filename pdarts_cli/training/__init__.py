@@ -9,12 +9,12 @@ weights file), ``loop`` (the epochs), ``state`` (checkpoint and weights files), 
 
 from __future__ import annotations
 
-from pdarts_cli.train.evaluate import Evaluation, evaluate_checkpoint
-from pdarts_cli.train.metrics import TrainMetrics, TrainObserver, TrainProgress, best_on_valid
-from pdarts_cli.train.network import count_parameters
-from pdarts_cli.train.run import NetworkSummary, dry_run, resume_training, run_training
-from pdarts_cli.train.setup import TrainOptions
-from pdarts_cli.train.state import BEST_FILE, FINAL_FILE, LAST_FILE, TrainState
+from pdarts_cli.training.evaluate import Evaluation, evaluate_checkpoint
+from pdarts_cli.training.metrics import TrainMetrics, TrainObserver, TrainProgress, best_on_valid
+from pdarts_cli.training.network import count_parameters
+from pdarts_cli.training.run import NetworkSummary, dry_run, resume_training, run_training
+from pdarts_cli.training.setup import TrainOptions
+from pdarts_cli.training.state import BEST_FILE, FINAL_FILE, LAST_FILE, TrainState
 
 __all__ = [
     "BEST_FILE",

@@ -28,9 +28,9 @@ from pdarts_cli.runlog import (
     stage_arch_file,
     stage_weights_file,
 )
-from pdarts_cli.search.events import EpochMetrics, SearchResult
-from pdarts_cli.search.step import Stage
-from pdarts_cli.search.supernet import CellCandidates
+from pdarts_cli.searching.events import EpochMetrics, SearchResult
+from pdarts_cli.searching.step import Stage
+from pdarts_cli.searching.supernet import CellCandidates
 
 CHECKPOINT_FORMAT = "pdarts-search-checkpoint/1"
 STAGE_WEIGHTS_FORMAT = "pdarts-stage-weights/1"

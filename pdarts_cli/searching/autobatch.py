@@ -9,13 +9,13 @@ from pdarts_cli.context import RunContext
 from pdarts_cli.files import atomic_write_text
 from pdarts_cli.runlog import SCHEDULE_FILE
 from pdarts_cli.schedule import Schedule, schedule_json
-from pdarts_cli.search.batching import Halves, largest_meaningful_batch
-from pdarts_cli.search.data import data_halves
-from pdarts_cli.search.events import SearchObserver
-from pdarts_cli.search.loop import BatchChooser
-from pdarts_cli.search.options import SearchOptions
-from pdarts_cli.search.state import RunFiles
-from pdarts_cli.search.supernet import CellCandidates
+from pdarts_cli.searching.batching import Halves, largest_meaningful_batch
+from pdarts_cli.searching.data import data_halves
+from pdarts_cli.searching.events import SearchObserver
+from pdarts_cli.searching.loop import BatchChooser
+from pdarts_cli.searching.options import SearchOptions
+from pdarts_cli.searching.state import RunFiles
+from pdarts_cli.searching.supernet import CellCandidates
 
 
 def auto_batch_sizes(schedule_batch: int) -> list[int]:

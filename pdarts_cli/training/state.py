@@ -17,9 +17,9 @@ from pdarts_cli.context import RunContext
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.genotype import Genotype, genotype_from_dict
 from pdarts_cli.seeding import Stream, derive_seed
-from pdarts_cli.train.metrics import TrainMetrics
-from pdarts_cli.train.recipe import Recipe, validate_recipe
-from pdarts_cli.train.setup import build_network
+from pdarts_cli.training.metrics import TrainMetrics
+from pdarts_cli.training.recipe import Recipe, validate_recipe
+from pdarts_cli.training.setup import build_network
 
 LAST_FILE = "last.safetensors"
 FINAL_FILE = "final.safetensors"

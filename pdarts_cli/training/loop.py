@@ -28,16 +28,16 @@ from pdarts_cli.distributed import all_reduce_sum, broadcast_buffers
 from pdarts_cli.genotype import Genotype
 from pdarts_cli.runlog import METRICS_FILE, MetricsLog
 from pdarts_cli.seeding import Stream, derive_seed
-from pdarts_cli.train.batches import (
+from pdarts_cli.training.batches import (
     split_sizes,
     test_batches,
     train_batches,
     training_split,
     valid_batches,
 )
-from pdarts_cli.train.metrics import Scores, TrainMetrics, TrainObserver, TrainProgress
-from pdarts_cli.train.recipe import Recipe, drop_path_at, lr_at
-from pdarts_cli.train.state import (
+from pdarts_cli.training.metrics import Scores, TrainMetrics, TrainObserver, TrainProgress
+from pdarts_cli.training.recipe import Recipe, drop_path_at, lr_at
+from pdarts_cli.training.state import (
     BEST_FILE,
     CHOSEN_BY_VALID_TOP1,
     CHOSEN_LAST_EPOCH,

@@ -22,8 +22,8 @@ from pdarts_cli.device import (
 from pdarts_cli.distributed import init_distributed
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.genotype import Genotype
-from pdarts_cli.train.network import NetworkCIFAR, NetworkImageNet
-from pdarts_cli.train.recipe import Recipe
+from pdarts_cli.training.network import NetworkCIFAR, NetworkImageNet
+from pdarts_cli.training.recipe import Recipe
 
 AUXILIARY_MIN_SIZE = 5  # the auxiliary head pools 5x5 windows
 

@@ -19,8 +19,8 @@ from pdarts_cli.data import (
 )
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.seeding import Stream, derive_seed
-from pdarts_cli.train.metrics import SplitSizes
-from pdarts_cli.train.recipe import Recipe
+from pdarts_cli.training.metrics import SplitSizes
+from pdarts_cli.training.recipe import Recipe
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from pdarts_cli.context import RunContext
 from pdarts_cli.data import BatchSource
 from pdarts_cli.device import to_memory_format
 from pdarts_cli.schedule import Schedule
-from pdarts_cli.search.events import BatchProgress, SearchObserver
-from pdarts_cli.search.step import Batch, Stage, search_step
-from pdarts_cli.search.supernet import SearchNetwork
+from pdarts_cli.searching.events import BatchProgress, SearchObserver
+from pdarts_cli.searching.step import Batch, Stage, search_step
+from pdarts_cli.searching.supernet import SearchNetwork
 from pdarts_cli.seeding import Stream, derive_seed
 
 

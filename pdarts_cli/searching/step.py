@@ -17,8 +17,8 @@ from pdarts_cli.context import RunContext
 from pdarts_cli.device import to_memory_format
 from pdarts_cli.registry import op_registry
 from pdarts_cli.schedule import Schedule, StageSchedule
-from pdarts_cli.search.architect import first_order_grads, second_order_grads
-from pdarts_cli.search.supernet import CellCandidates, SearchNetwork
+from pdarts_cli.searching.architect import first_order_grads, second_order_grads
+from pdarts_cli.searching.supernet import CellCandidates, SearchNetwork
 from pdarts_cli.seeding import Stream, derive_seed
 
 Batch = tuple[torch.Tensor, torch.Tensor]

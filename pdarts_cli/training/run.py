@@ -20,12 +20,12 @@ from pdarts_cli.runlog import (
     create_run_dir,
     write_json,
 )
-from pdarts_cli.train.loop import fit
-from pdarts_cli.train.metrics import TrainObserver
-from pdarts_cli.train.network import count_parameters, multiply_adds
-from pdarts_cli.train.recipe import Recipe, read_recipe_file, recipe_json
-from pdarts_cli.train.setup import TrainOptions, build_network, train_context
-from pdarts_cli.train.state import (
+from pdarts_cli.training.loop import fit
+from pdarts_cli.training.metrics import TrainObserver
+from pdarts_cli.training.network import count_parameters, multiply_adds
+from pdarts_cli.training.recipe import Recipe, read_recipe_file, recipe_json
+from pdarts_cli.training.setup import TrainOptions, build_network, train_context
+from pdarts_cli.training.state import (
     BEST_FILE,
     FINAL_FILE,
     LAST_FILE,

@@ -13,7 +13,7 @@ from pdarts_cli.files import atomic_write_text
 from pdarts_cli.genotype import Genotype, genotype_json
 from pdarts_cli.runlog import FINAL_ARCH_FILE
 from pdarts_cli.schedule import MAX_SKIP_LIMIT
-from pdarts_cli.search.derive import derive_genotype
+from pdarts_cli.searching.derive import derive_genotype
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 

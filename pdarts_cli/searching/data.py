@@ -16,7 +16,7 @@ from pdarts_cli.data import (
     split_dataset,
 )
 from pdarts_cli.schedule import Schedule, StageSchedule
-from pdarts_cli.search.batching import Halves
+from pdarts_cli.searching.batching import Halves
 from pdarts_cli.seeding import Stream, derive_seed
 
 

@@ -11,10 +11,14 @@ from pdarts_cli.checkpoint import load_tensors
 from pdarts_cli.data import DatasetInfo
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.genotype import genotype_from_dict
-from pdarts_cli.train.batches import test_batches
-from pdarts_cli.train.loop import evaluate
-from pdarts_cli.train.setup import TrainOptions, build_network, train_context
-from pdarts_cli.train.state import TRAIN_CHECKPOINT_FORMAT, WEIGHTS_FORMAT, recipe_from_checkpoint
+from pdarts_cli.training.batches import test_batches
+from pdarts_cli.training.loop import evaluate
+from pdarts_cli.training.setup import TrainOptions, build_network, train_context
+from pdarts_cli.training.state import (
+    TRAIN_CHECKPOINT_FORMAT,
+    WEIGHTS_FORMAT,
+    recipe_from_checkpoint,
+)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from pdarts_cli.device import Precision
-from pdarts_cli.search.supernet import SearchNetwork
+from pdarts_cli.searching.supernet import SearchNetwork
 
 FINITE_DIFFERENCE_SCALE = 0.01  # DARTS: epsilon = 0.01 / ||grad_w' L_val||
 

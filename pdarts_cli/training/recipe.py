@@ -14,6 +14,7 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
+from pdarts_cli import overrides
 from pdarts_cli.config import (
     FrozenModel,
     config_json,
@@ -121,10 +122,10 @@ class Recipe(FrozenModel):
         return self.lr * self.batch_size / self.lr_reference_batch
 
     def with_overrides(self, **fields: Any) -> Recipe:
-        """A copy with fields replaced; ``None`` values are ignored."""
-        data = self.model_dump()
-        data.update({k: v for k, v in fields.items() if v is not None})
-        return validate_recipe(data, source="command-line flags")
+        """A copy with fields replaced; ``None`` values are ignored, so CLI flags can be passed
+        straight through (``overrides.with_overrides`` sets nested fields by dotted key)."""
+        given = {k: v for k, v in fields.items() if v is not None}
+        return overrides.with_overrides(self, given, source=overrides.FLAGS_SOURCE)
 
 
 def lr_at(recipe: Recipe, epoch: int) -> float:

@@ -21,15 +21,15 @@ from pdarts_cli.genotype import Genotype
 from pdarts_cli.rates import cosine_lr, skip_dropout_p
 from pdarts_cli.runlog import FINAL_ARCH_FILE
 from pdarts_cli.schedule import Schedule
-from pdarts_cli.search.data import stage_batches
-from pdarts_cli.search.derive import (
+from pdarts_cli.searching.data import stage_batches
+from pdarts_cli.searching.derive import (
     approximate_search_space,
     chosen_op,
     derive_genotype,
     edge_probabilities,
 )
-from pdarts_cli.search.epoch import evaluate_network, evaluates_epoch, train_epoch
-from pdarts_cli.search.events import (
+from pdarts_cli.searching.epoch import evaluate_network, evaluates_epoch, train_epoch
+from pdarts_cli.searching.events import (
     EdgeReport,
     EpochMetrics,
     SearchObserver,
@@ -37,9 +37,9 @@ from pdarts_cli.search.events import (
     StageReport,
     StageStart,
 )
-from pdarts_cli.search.state import ResumePoint, RunFiles, restore_stage
-from pdarts_cli.search.step import Stage, all_candidates, build_stage
-from pdarts_cli.search.supernet import CellCandidates
+from pdarts_cli.searching.state import ResumePoint, RunFiles, restore_stage
+from pdarts_cli.searching.step import Stage, all_candidates, build_stage
+from pdarts_cli.searching.supernet import CellCandidates
 from pdarts_cli.seeding import Stream, derive_seed
 
 # (schedule, 0-based stage, normal candidates, reduce candidates) -> schedule with the stage's
