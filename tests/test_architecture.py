@@ -101,14 +101,20 @@ def test_layers_only_import_downwards() -> None:
     assert bad == []
 
 
+def private(name: str) -> bool:
+    """``_name``, not ``__future__`` or ``__version__``."""
+    return name.startswith("_") and not name.startswith("__")
+
+
 def test_no_private_name_is_imported_across_modules() -> None:
+    """Neither ``from module import _name`` nor an import of a ``_module``."""
     sources = {**package_modules()}
     sources |= {f"tests.{p.stem}": p for p in TESTS_DIR.rglob("*.py")}
     bad = [
         f"{name}:{line} imports {imported} from {target}"
         for name, path in sources.items()
         for line, target, imported in imports(path, name)
-        if imported is not None and imported.startswith("_") and not imported.startswith("__")
+        if any(private(part) for part in [*target.split("."), imported or ""])
     ]
     assert bad == []
 

@@ -6,7 +6,7 @@ import typer
 
 from pdarts_cli import __version__
 from pdarts_cli.cli import genotype, registry, schedule
-from pdarts_cli.cli._help import Command, Group
+from pdarts_cli.cli.help_format import Command, Group
 from pdarts_cli.cli.plot import plot
 from pdarts_cli.cli.profile_memory import profile_memory
 from pdarts_cli.cli.refine import refine

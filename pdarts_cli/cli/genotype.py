@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pdarts_cli.cli._errors import user_errors
-from pdarts_cli.cli._help import Command, Group
+from pdarts_cli.cli.errors import user_errors
+from pdarts_cli.cli.help_format import Command, Group
 from pdarts_cli.genotype import ZOO, Genotype, load_genotype
 from pdarts_cli.topology import CELL_INPUTS, INPUTS_PER_NODE, gene_target
 

@@ -15,8 +15,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from pdarts_cli.cli._errors import user_errors
-from pdarts_cli.cli._options import Device, data_dir_option, device_option
+from pdarts_cli.cli.errors import user_errors
+from pdarts_cli.cli.options import Device, data_dir_option, device_option
 
 if TYPE_CHECKING:
     from pdarts_cli.memory import Measurement, MemoryProfile, StageProfile

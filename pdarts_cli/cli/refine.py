@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pdarts_cli.cli._errors import user_errors
+from pdarts_cli.cli.errors import user_errors
 
 
 @user_errors

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pdarts_cli.cli._errors import error_console, user_errors
-from pdarts_cli.cli._help import Command, Group
+from pdarts_cli.cli.errors import error_console, user_errors
+from pdarts_cli.cli.help_format import Command, Group
 from pdarts_cli.registry import Registry, dataset_registry, first_doc_line, op_registry
 
 ops_app = typer.Typer(

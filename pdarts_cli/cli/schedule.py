@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pdarts_cli.cli._errors import user_errors
-from pdarts_cli.cli._help import Command, Group
-from pdarts_cli.cli._options import set_option
+from pdarts_cli.cli.errors import user_errors
+from pdarts_cli.cli.help_format import Command, Group
+from pdarts_cli.cli.options import set_option
 from pdarts_cli.overrides import parse_overrides, with_overrides
 from pdarts_cli.schedule import PRESETS, Schedule, load_schedule, schedule_json
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from pdarts_cli.cli._errors import fail, interrupted, user_errors
-from pdarts_cli.cli._options import (
+from pdarts_cli.cli.errors import fail, interrupted, user_errors
+from pdarts_cli.cli.options import (
     Device,
     data_dir_option,
     device_option,

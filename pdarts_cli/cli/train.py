@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pdarts_cli.cli._errors import fail, interrupted, user_errors
-from pdarts_cli.cli._help import field_help
-from pdarts_cli.cli._options import (
+from pdarts_cli.cli.errors import fail, interrupted, user_errors
+from pdarts_cli.cli.help_format import field_help
+from pdarts_cli.cli.options import (
     Device,
     data_dir_option,
     device_option,
