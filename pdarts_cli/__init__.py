@@ -12,8 +12,9 @@ rich; ``pdarts_cli.cli`` is the command-line layer on top. Names load on first u
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pdarts_cli.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pdarts_cli.api import evaluate, refine, search, train
@@ -72,9 +73,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(globals(), _EXPORTS)

@@ -8,8 +8,6 @@ types exact, so ``load_state_dict`` gets back what ``state_dict`` gave.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from pdarts_cli.errors import ArtifactError
+from pdarts_cli.files import atomic_replace
 
 METADATA_KEY = "pdarts"
 
@@ -62,16 +61,8 @@ def save_tensors(
 ) -> None:
     """An atomic safetensors file whose metadata holds ``metadata`` as one JSON string."""
     cpu = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(cpu, temp, metadata={METADATA_KEY: json.dumps(dict(metadata))})
-        with open(temp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_replace(path) as temp:
+        save_file(cpu, str(temp), metadata={METADATA_KEY: json.dumps(dict(metadata))})
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
