@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pdarts_cli.genotype import ZOO
+from pdarts_cli.genotype import ZOO, Genotype
 from pdarts_cli.training.network import (
+    Cell,
     NetworkCIFAR,
     NetworkImageNet,
     count_parameters,
@@ -58,3 +59,22 @@ def test_drop_path_zeroes_whole_samples_and_rescales() -> None:
     assert torch.all(per_sample[kept] == 1 / 0.75)
     assert torch.all(per_sample[~kept] == 0)
     assert 0 < int(kept.sum()) < 64
+
+
+def _cell_outputs(gene: list[tuple[str, int]], reduction: bool, drop_prob: float) -> torch.Tensor:
+    genotype = Genotype(tuple(gene), (2, 3, 4, 5), tuple(gene), (2, 3, 4, 5))
+    torch.manual_seed(0)
+    cell = Cell(genotype, 4, 4, 4, reduction=reduction, reduction_prev=False).train()
+    x0, x1 = torch.randn(2, 2, 4, 8, 8).unbind(0)
+    torch.manual_seed(1)
+    return cell(x0, x1, drop_prob)
+
+
+def test_drop_path_spares_identities_only() -> None:
+    """DARTS drops paths through every op but an identity (a skip-connect that keeps the size);
+    a reducing skip-connect (a factorized reduction) is dropped like any op."""
+    skips = [("skip_connect", 0), ("skip_connect", 1)] * 4
+    assert torch.equal(_cell_outputs(skips, False, 0.9), _cell_outputs(skips, False, 0.0))
+    assert not torch.equal(_cell_outputs(skips, True, 0.9), _cell_outputs(skips, True, 0.0))
+    convs = [("sep_conv_3x3", 0), ("sep_conv_3x3", 1)] * 4
+    assert not torch.equal(_cell_outputs(convs, False, 0.9), _cell_outputs(convs, False, 0.0))

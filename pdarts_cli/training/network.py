@@ -9,12 +9,12 @@ ops per node, with drop-path on every op except identities during training.
 from __future__ import annotations
 
 import torch
-from pdarts_ops import FactorizedReduce, ReLUConvBN
+from pdarts_ops import IDENTITY_OP, FactorizedReduce, ReLUConvBN
 from torch import nn
 
 from pdarts_cli.genotype import Genotype
 from pdarts_cli.registry import op_registry
-from pdarts_cli.topology import INPUTS_PER_NODE, reduction_indices
+from pdarts_cli.topology import CELL_INPUTS, INPUTS_PER_NODE, reduction_indices
 
 AUXILIARY_CHANNELS = (128, 768)  # DARTS's auxiliary head widths
 
@@ -48,10 +48,15 @@ class Cell(nn.Module):
         self.concat = genotype.concat(cell_type)
         self.multiplier = len(self.concat)
         self.inputs = [source for _, source in gene]
+        strides = [2 if reduction and source < CELL_INPUTS else 1 for _, source in gene]
         self.ops = nn.ModuleList(
-            op_registry().get(name)(channels, 2 if reduction and source < 2 else 1, True)
-            for name, source in gene
+            op_registry().get(name)(channels, stride, True)
+            for (name, _), stride in zip(gene, strides)
         )
+        # Drop-path skips identities (DARTS): a skip-connect that does not reduce.
+        self.drops_path = [
+            not (name == IDENTITY_OP and stride == 1) for (name, _), stride in zip(gene, strides)
+        ]
         self.steps = len(gene) // INPUTS_PER_NODE
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -61,7 +66,7 @@ class Cell(nn.Module):
             for k in range(INPUTS_PER_NODE * node, INPUTS_PER_NODE * (node + 1)):
                 op = self.ops[k]
                 h = op(states[self.inputs[k]])
-                if self.training and drop_prob > 0 and not isinstance(op, nn.Identity):
+                if self.training and drop_prob > 0 and self.drops_path[k]:
                     h = drop_path(h, drop_prob)
                 total = h if total is None else total + h
             assert total is not None
