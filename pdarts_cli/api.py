@@ -14,13 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union
-
-import torch
-from torch.utils.data import Dataset
+from typing import Any, TypeAlias
 
 from pdarts_cli.arch import ArchWeights, read_arch
-from pdarts_cli.data import ImageDataset, as_image_dataset
+from pdarts_cli.data import InMemoryData, as_image_dataset
 from pdarts_cli.genotype import Genotype, load_genotype
 from pdarts_cli.overrides import with_overrides
 from pdarts_cli.refinement import arch_path
@@ -39,12 +36,9 @@ from pdarts_cli.training import (
 )
 from pdarts_cli.training.recipe import Recipe, adapt_to_dataset, load_recipe, recipe_for_dataset
 
-# What ``search`` accepts as data: a dataset spec (``digits``, ``cifar10``, ``npz:PATH``, ...),
-# a loaded dataset, ``(images, labels)`` tensors, ``((train images, labels), (test images,
-# labels))``, or a torch Dataset of ``(image, label)`` items.
-SearchData = Union[
-    str, ImageDataset, tuple[Any, ...], Mapping[str, Any], "Dataset[tuple[torch.Tensor, int]]"
-]
+# What ``search`` accepts as data: a dataset spec (``digits``, ``cifar10``, ``npz:PATH``, ...)
+# or data in memory (``as_image_dataset``: tensors, a torch Dataset, with or without a test split).
+SearchData: TypeAlias = str | InMemoryData
 IN_MEMORY = "in-memory"  # the name records give data passed as objects
 
 
