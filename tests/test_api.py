@@ -43,20 +43,18 @@ def test_the_api_names_are_functions_even_after_the_packages_load() -> None:
 
 
 @pytest.mark.slow
-def test_search_of_tensors_a_dataset_and_a_run_directory_agree(tmp_path: Path) -> None:
+def test_search_of_a_dataset_and_of_tensors_into_a_run_directory_agree(tmp_path: Path) -> None:
     images, labels = images_and_labels()
-    in_memory = pdarts_cli.search((images, labels), "quick", overrides=OVERRIDES, device="cpu")
+    dataset = TensorDataset(images.float() / 255, labels)  # floats in [0, 1]
+    in_memory = pdarts_cli.search(dataset, "quick", overrides=OVERRIDES, device="cpu")
     assert in_memory.run_dir is None
     assert [(m.stage, m.epoch) for m in in_memory.metrics] == [(1, 1), (1, 2), (2, 1), (2, 2)]
-    dataset = TensorDataset(images.float() / 255, labels)
-    from_dataset = pdarts_cli.search(dataset, "quick", overrides=OVERRIDES, device="cpu")
-    assert from_dataset.genotype == in_memory.genotype
-    assert from_dataset.arch.normal == in_memory.arch.normal
     on_disk = pdarts_cli.search(
         (images, labels), "quick", out_dir=tmp_path / "run", overrides=OVERRIDES, device="cpu"
     )
     assert on_disk.run_dir == tmp_path / "run"
     assert on_disk.arch.normal == in_memory.arch.normal
+    assert on_disk.genotype == in_memory.genotype
     assert pdarts_cli.refine(tmp_path / "run") == on_disk.genotype
     assert pdarts_cli.refine(tmp_path / "run" / "final.arch.json", None) == on_disk.unrefined
     arch = read_arch(tmp_path / "run" / "final.arch.json")
