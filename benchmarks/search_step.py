@@ -23,6 +23,7 @@ from pdarts_cli.searching.data import stage_batches
 from pdarts_cli.searching.epoch import train_epoch
 from pdarts_cli.searching.events import SearchObserver
 from pdarts_cli.searching.step import all_candidates, build_stage
+from pdarts_cli.threads import choose_threads
 
 
 def synthetic_dataset(images: int, size: int, classes: int) -> ImageDataset:
@@ -45,7 +46,9 @@ def main() -> None:
     parser.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
     parser.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"])
     parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--threads", default=None, help="N or auto (default: PDARTS_THREADS)")
     args = parser.parse_args()
+    torch.set_num_threads(choose_threads(args.threads).threads)
 
     schedule = load_schedule(args.schedule).with_overrides(batch_size=args.batch_size)
     schedule = schedule.with_overrides(amp=args.amp, channels_last=args.channels_last)

@@ -26,6 +26,7 @@ from pdarts_cli.searching.derive import derive_genotype
 from pdarts_cli.searching.events import SearchObserver, SearchResult
 from pdarts_cli.searching.options import SearchOptions
 from pdarts_cli.searching.run import run_search
+from pdarts_cli.threads import ThreadRequest, parse_threads
 from pdarts_cli.training import (
     Evaluation,
     TrainObserver,
@@ -40,6 +41,10 @@ from pdarts_cli.training.recipe import Recipe, adapt_to_dataset, load_recipe, re
 # or data in memory (``as_image_dataset``: tensors, a torch Dataset, with or without a test split).
 SearchData: TypeAlias = str | InMemoryData
 IN_MEMORY = "in-memory"  # the name records give data passed as objects
+
+
+def _threads(threads: int | str | None) -> ThreadRequest | None:
+    return parse_threads(threads) if isinstance(threads, str) else threads
 
 
 def _schedule(schedule: Schedule | str | Path | None, dataset: str) -> Schedule:
@@ -60,6 +65,7 @@ def search(
     image_size: int | None = None,
     force: bool = False,
     observer: SearchObserver | None = None,
+    threads: int | str | None = None,
 ) -> SearchResult:
     """Search a cell with P-DARTS, as ``pdarts search`` does.
 
@@ -67,14 +73,21 @@ def search(
     the dataset); ``overrides`` replaces fields by dotted key (``{"alphas.order": "second",
     "stages.1.epochs": 5}``, stages counted from 1). With ``out_dir`` the run directory is
     written as by the command (and can be resumed); without, nothing is written and the
-    result carries the genotype, the final arch weights and every epoch's metrics.
+    result carries the genotype, the final arch weights and every epoch's metrics. ``threads``
+    (a count or ``"auto"``; default PDARTS_THREADS, else auto) is torch's CPU thread count
+    during the search.
     """
     spec = data if isinstance(data, str) else IN_MEMORY
     resolved = _schedule(schedule, spec)
     if overrides:
         resolved = with_overrides(resolved, overrides)
     options = SearchOptions(
-        dataset=spec, data_dir=data_dir, download=download, image_size=image_size, device=device
+        dataset=spec,
+        data_dir=data_dir,
+        download=download,
+        image_size=image_size,
+        device=device,
+        threads=_threads(threads),
     )
     in_memory = None if isinstance(data, str) else as_image_dataset(data, IN_MEMORY)
     return run_search(resolved, options, out_dir, force=force, observer=observer, data=in_memory)
@@ -101,6 +114,7 @@ def train(
     download: bool = False,
     force: bool = False,
     observer: TrainObserver | None = None,
+    threads: int | str | None = None,
 ) -> TrainState:
     """Train a genotype's evaluation network, as ``pdarts train`` does, into ``out_dir``.
 
@@ -117,14 +131,27 @@ def train(
         resolved = adapt_to_dataset(load_recipe(name), dataset, overrides or {})
     if overrides:
         resolved = with_overrides(resolved, overrides)
-    options = TrainOptions(dataset=dataset, data_dir=data_dir, download=download, device=device)
+    options = TrainOptions(
+        dataset=dataset,
+        data_dir=data_dir,
+        download=download,
+        device=device,
+        threads=_threads(threads),
+    )
     return run_training(genotype, resolved, options, out_dir, force=force, observer=observer)
 
 
 def evaluate(
-    checkpoint: str | Path, dataset: str, *, device: str = "auto", data_dir: Path | None = None
+    checkpoint: str | Path,
+    dataset: str,
+    *,
+    device: str = "auto",
+    data_dir: Path | None = None,
+    threads: int | str | None = None,
 ) -> Evaluation:
     """Top-1 and top-5 of a trained network (``final.safetensors``, ...) on ``dataset``'s test
     split, as ``pdarts evaluate`` reports them."""
-    options = TrainOptions(dataset=dataset, data_dir=data_dir, device=device)
+    options = TrainOptions(
+        dataset=dataset, data_dir=data_dir, device=device, threads=_threads(threads)
+    )
     return evaluate_checkpoint(Path(checkpoint), options)

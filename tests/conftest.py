@@ -13,6 +13,7 @@ from pdarts_cli.schedule import Schedule, validate_schedule
 # The tests' networks are tiny: one thread runs them faster than two, and child processes
 # (the resume test) must compute with the same thread count as the parent to match bit for bit.
 os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["PDARTS_THREADS"] = "1"  # runs pin it too, instead of measuring the load
 torch.set_num_threads(1)
 
 

@@ -8,14 +8,21 @@ pdarts finds them the same way it finds a plugin's ops: copy this package to wri
 The first line of a factory's docstring is its description in ``pdarts ops list``. A factory
 marked with ``with_search_batchnorm`` is followed by an affine-free BatchNorm in the search
 supernet, as DARTS does for its parameter-free pooling ops.
+
+Importing this package does not import torch: the factories import ``pdarts_ops.layers`` when
+they build an op, so listing ops and reading genotypes stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
+
+    from pdarts_ops.layers import DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
 
 __all__ = [
     "CANONICAL_OPS",
@@ -37,7 +44,7 @@ __all__ = [
     "zero",
 ]
 
-OpFactory = Callable[[int, int, bool], nn.Module]
+OpFactory = Callable[[int, int, bool], "nn.Module"]
 
 # The names this distribution registers its ops under, in the order DARTS lists them (the
 # order of every edge's alphas in a schedule that does not say otherwise).
@@ -54,105 +61,14 @@ CANONICAL_OPS: tuple[str, ...] = (
 ZERO_OP = "none"  # adds nothing: skipped in the supernet, never chosen by the derivation
 IDENTITY_OP = "skip_connect"  # the op skip-connect dropout and refinement act on
 
-
-class ReLUConvBN(nn.Sequential):
-    """ReLU, convolution, BatchNorm: the DARTS pre-processing block."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        affine: bool = True,
-    ) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False),
-            nn.BatchNorm2d(out_channels, affine=affine),
-        )
+_LAYERS = ("DilConv", "FactorizedReduce", "ReLUConvBN", "SepConv", "Zero")
 
 
-class DilConv(nn.Sequential):
-    """ReLU, dilated depthwise k x k, pointwise 1 x 1, BatchNorm."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        dilation: int,
-        affine: bool = True,
-    ) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(
-                in_channels,
-                in_channels,
-                kernel_size,
-                stride,
-                padding,
-                dilation=dilation,
-                groups=in_channels,
-                bias=False,
-            ),
-            nn.Conv2d(in_channels, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels, affine=affine),
-        )
-
-
-class SepConv(nn.Sequential):
-    """Two stacked DilConv blocks without dilation; only the first one strides."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        affine: bool = True,
-    ) -> None:
-        super().__init__(
-            DilConv(in_channels, in_channels, kernel_size, stride, padding, 1, affine),
-            DilConv(in_channels, out_channels, kernel_size, 1, padding, 1, affine),
-        )
-
-
-class Zero(nn.Module):
-    """The ``none`` op: zeros of the output's shape. Mixed ops may skip it, since it adds 0."""
-
-    def __init__(self, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == 1:
-            return x.mul(0.0)
-        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
-
-
-class FactorizedReduce(nn.Module):
-    """Halves the spatial size with two 1 x 1 stride-2 convolutions offset by one pixel."""
-
-    def __init__(self, in_channels: int, out_channels: int, affine: bool = True) -> None:
-        super().__init__()
-        if out_channels % 2:
-            raise ValueError(f"FactorizedReduce needs an even channel count, got {out_channels}")
-        self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(in_channels, out_channels // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(in_channels, out_channels // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, affine=affine)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        out: torch.Tensor = self.bn(
-            torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1)
-        )
-        return out
+def __getattr__(name: str) -> Any:
+    """The layer classes, imported (with torch) on first use."""
+    if name not in _LAYERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module("pdarts_ops.layers"), name)
 
 
 def with_search_batchnorm(factory: OpFactory) -> OpFactory:
@@ -163,23 +79,33 @@ def with_search_batchnorm(factory: OpFactory) -> OpFactory:
 
 def zero(channels: int, stride: int, affine: bool) -> nn.Module:
     """The zero op: the edge contributes nothing."""
+    from pdarts_ops.layers import Zero
+
     return Zero(stride)
 
 
 @with_search_batchnorm
 def max_pool_3x3(channels: int, stride: int, affine: bool) -> nn.Module:
     """3x3 max pooling."""
+    from torch import nn
+
     return nn.MaxPool2d(3, stride=stride, padding=1)
 
 
 @with_search_batchnorm
 def avg_pool_3x3(channels: int, stride: int, affine: bool) -> nn.Module:
     """3x3 average pooling, padding excluded from the average."""
+    from torch import nn
+
     return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
 
 
 def skip_connect(channels: int, stride: int, affine: bool) -> nn.Module:
     """Identity; at stride 2 a factorized reduction."""
+    from torch import nn
+
+    from pdarts_ops.layers import FactorizedReduce
+
     if stride == 1:
         return nn.Identity()
     return FactorizedReduce(channels, channels, affine)
@@ -187,19 +113,27 @@ def skip_connect(channels: int, stride: int, affine: bool) -> nn.Module:
 
 def sep_conv_3x3(channels: int, stride: int, affine: bool) -> nn.Module:
     """Two ReLU, depthwise 3x3, pointwise, BatchNorm blocks."""
+    from pdarts_ops.layers import SepConv
+
     return SepConv(channels, channels, 3, stride, 1, affine)
 
 
 def sep_conv_5x5(channels: int, stride: int, affine: bool) -> nn.Module:
     """Two ReLU, depthwise 5x5, pointwise, BatchNorm blocks."""
+    from pdarts_ops.layers import SepConv
+
     return SepConv(channels, channels, 5, stride, 2, affine)
 
 
 def dil_conv_3x3(channels: int, stride: int, affine: bool) -> nn.Module:
     """ReLU, depthwise 3x3 with dilation 2, pointwise, BatchNorm."""
+    from pdarts_ops.layers import DilConv
+
     return DilConv(channels, channels, 3, stride, 2, 2, affine)
 
 
 def dil_conv_5x5(channels: int, stride: int, affine: bool) -> nn.Module:
     """ReLU, depthwise 5x5 with dilation 2, pointwise, BatchNorm."""
+    from pdarts_ops.layers import DilConv
+
     return DilConv(channels, channels, 5, stride, 4, 2, affine)

@@ -42,3 +42,15 @@ def set_option(what: str, examples: str) -> Any:
         f"({examples}; stages and list items count from 1, as in errors), VALUE is read as "
         "JSON when it parses, else as a string. Repeatable.",
     )
+
+
+def threads_option() -> Any:
+    return typer.Option(
+        "--threads",
+        metavar="N|auto",
+        envvar="PDARTS_THREADS",
+        help="CPU threads torch computes with. auto (default): the cores other processes "
+        "leave free, measured at the start (torch's one thread per core collapses when "
+        "another job wants the cores). Recorded in run.json; --resume keeps the run's count "
+        "unless this is given.",
+    )

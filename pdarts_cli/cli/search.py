@@ -17,9 +17,11 @@ from pdarts_cli.cli.options import (
     device_option,
     download_option,
     set_option,
+    threads_option,
 )
 from pdarts_cli.overrides import FLAGS_SOURCE, parse_overrides, with_overrides
 from pdarts_cli.schedule import load_schedule, preset_for_dataset, with_stage_values
+from pdarts_cli.threads import parse_threads
 
 if TYPE_CHECKING:
     from pdarts_cli.searching import SearchResult
@@ -80,6 +82,7 @@ def search(
         int | None, typer.Option("--image-size", help="Resize image folders to this size.")
     ] = None,
     device: Annotated[Device, device_option()] = Device.auto,
+    threads: Annotated[str | None, threads_option()] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs of every stage.")] = None,
     warmup_epochs: Annotated[
         int | None,
@@ -152,6 +155,7 @@ def search(
 
     console = Console(highlight=False)
     observer = SearchObserver() if quiet else ConsoleObserver(console, live=console.is_terminal)
+    thread_count = parse_threads(threads) if threads is not None else None
     if resume is not None:
         refuse_resume_flags(
             {
@@ -173,7 +177,11 @@ def search(
         )
         try:
             result = resume_search(
-                resume, device=device.value, data_dir=data_dir, observer=observer
+                resume,
+                device=device.value,
+                data_dir=data_dir,
+                observer=observer,
+                threads=thread_count,
             )
         except KeyboardInterrupt:
             raise interrupted("search", resume) from None
@@ -209,6 +217,7 @@ def search(
             download=download,
             image_size=image_size,
             device=device.value,
+            threads=thread_count,
         )
         run_dir = out or _default_out()
         try:

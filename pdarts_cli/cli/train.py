@@ -24,8 +24,10 @@ from pdarts_cli.cli.options import (
     device_option,
     download_option,
     set_option,
+    threads_option,
 )
 from pdarts_cli.overrides import parse_overrides, with_overrides
+from pdarts_cli.threads import parse_threads
 from pdarts_cli.training.recipe import Recipe, adapt_to_dataset, load_recipe, recipe_for_dataset
 
 if TYPE_CHECKING:
@@ -83,6 +85,7 @@ def train(
     data_dir: Annotated[Path | None, data_dir_option()] = None,
     download: Annotated[bool, download_option()] = False,
     device: Annotated[Device, device_option()] = Device.auto,
+    threads: Annotated[str | None, threads_option()] = None,
     channels: Annotated[
         int | None, typer.Option("--channels", help=field_help(Recipe, "channels"))
     ] = None,
@@ -180,11 +183,17 @@ def train(
         _handover_to_torchrun(nproc)
         return
     resolved_genotype = load_genotype(genotype)
+    thread_count = parse_threads(threads) if threads is not None else None
     console = Console(highlight=False)
     command = f"train {shlex.quote(genotype)}"
     if resume is not None:
         start = functools.partial(
-            resume_training, resume, resolved_genotype, device.value, data_dir=data_dir
+            resume_training,
+            resume,
+            resolved_genotype,
+            device.value,
+            data_dir=data_dir,
+            threads=thread_count,
         )
         _train(console, quiet, command, resume, start)
         return
@@ -198,7 +207,11 @@ def train(
         _print_size(console, resolved_genotype, resolved, options, as_json)
         return
     options = TrainOptions(
-        dataset=dataset, data_dir=data_dir, download=download, device=device.value
+        dataset=dataset,
+        data_dir=data_dir,
+        download=download,
+        device=device.value,
+        threads=thread_count,
     )
     run_dir = out or _default_out()
     start = functools.partial(run_training, resolved_genotype, resolved, options, run_dir, force)
@@ -292,12 +305,19 @@ def evaluate(
     ],
     data_dir: Annotated[Path | None, data_dir_option()] = None,
     device: Annotated[Device, device_option()] = Device.auto,
+    threads: Annotated[str | None, threads_option()] = None,
 ) -> None:
     """Score a checkpoint: top-1 and top-5 on the test split."""
     from pdarts_cli.training import TrainOptions, evaluate_checkpoint
 
     result = evaluate_checkpoint(
-        checkpoint, TrainOptions(dataset=dataset, data_dir=data_dir, device=device.value)
+        checkpoint,
+        TrainOptions(
+            dataset=dataset,
+            data_dir=data_dir,
+            device=device.value,
+            threads=parse_threads(threads) if threads is not None else None,
+        ),
     )
     Console(highlight=False).print(
         f"{checkpoint} on {dataset} ({result.images} test images): top-1 "

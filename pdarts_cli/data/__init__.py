@@ -13,30 +13,61 @@ The modules, in the order data flows through them:
 
 from __future__ import annotations
 
-from pdarts_cli.data.base import (
-    BatchSource,
-    DatasetInfo,
-    DatasetRequest,
-    ImageDataset,
-    ImageTensors,
-)
-from pdarts_cli.data.batches import DeviceBatches, LoaderBatches, make_batch_source
-from pdarts_cli.data.in_memory import InMemoryData, as_image_dataset
-from pdarts_cli.data.resolve import (
-    DATA_DIR_ENV,
-    default_data_dir,
-    parse_dataset_spec,
-    resolve_dataset,
-)
-from pdarts_cli.data.split import (
-    SplitChoice,
-    SplitMethod,
-    dataset_labels,
-    resolve_split,
-    split_dataset,
-    split_indices,
-    stratified_split_indices,
-)
+from typing import TYPE_CHECKING
+
+from pdarts_cli.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from pdarts_cli.data.base import (
+        BatchSource,
+        DatasetInfo,
+        DatasetRequest,
+        ImageDataset,
+        ImageTensors,
+    )
+    from pdarts_cli.data.batches import DeviceBatches, LoaderBatches, make_batch_source
+    from pdarts_cli.data.in_memory import InMemoryData, as_image_dataset
+    from pdarts_cli.data.resolve import (
+        DATA_DIR_ENV,
+        default_data_dir,
+        parse_dataset_spec,
+        resolve_dataset,
+    )
+    from pdarts_cli.data.split import (
+        SplitChoice,
+        SplitMethod,
+        dataset_labels,
+        resolve_split,
+        split_dataset,
+        split_indices,
+        stratified_split_indices,
+    )
+
+# public name -> the module that defines it (loaded on first use: the providers, and so
+# `pdarts datasets list`, need no torch)
+_EXPORTS = {
+    "BatchSource": "pdarts_cli.data.base",
+    "DatasetInfo": "pdarts_cli.data.base",
+    "DatasetRequest": "pdarts_cli.data.base",
+    "ImageDataset": "pdarts_cli.data.base",
+    "ImageTensors": "pdarts_cli.data.base",
+    "DeviceBatches": "pdarts_cli.data.batches",
+    "LoaderBatches": "pdarts_cli.data.batches",
+    "make_batch_source": "pdarts_cli.data.batches",
+    "InMemoryData": "pdarts_cli.data.in_memory",
+    "as_image_dataset": "pdarts_cli.data.in_memory",
+    "DATA_DIR_ENV": "pdarts_cli.data.resolve",
+    "default_data_dir": "pdarts_cli.data.resolve",
+    "parse_dataset_spec": "pdarts_cli.data.resolve",
+    "resolve_dataset": "pdarts_cli.data.resolve",
+    "SplitChoice": "pdarts_cli.data.split",
+    "SplitMethod": "pdarts_cli.data.split",
+    "dataset_labels": "pdarts_cli.data.split",
+    "resolve_split": "pdarts_cli.data.split",
+    "split_dataset": "pdarts_cli.data.split",
+    "split_indices": "pdarts_cli.data.split",
+    "stratified_split_indices": "pdarts_cli.data.split",
+}
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -61,3 +92,5 @@ __all__ = [
     "split_indices",
     "stratified_split_indices",
 ]
+
+__getattr__ = lazy_exports(globals(), _EXPORTS)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-import torch
-from torch.utils.data import Dataset
+if TYPE_CHECKING:  # annotations only: providers and `datasets list` load without torch
+    import torch
+    from torch.utils.data import Dataset
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 
 PIXEL_LEVELS = 256  # distinct uint8 values
 
@@ -13,6 +17,8 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     Counting the 256 pixel levels per channel is exact and needs one histogram of memory
     instead of a float copy of the whole dataset.
     """
+    import torch  # here, not at the top: listing providers must not load torch
+
     levels = torch.arange(PIXEL_LEVELS, dtype=torch.float64) / (PIXEL_LEVELS - 1)
     means: list[float] = []
     stds: list[float] = []

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 
 class SearchOptions(BaseModel):
@@ -17,6 +18,11 @@ class SearchOptions(BaseModel):
     download: bool = False
     image_size: int | None = Field(default=None, ge=4, description="For image folders.")
     device: str = "auto"
+    threads: PositiveInt | Literal["auto"] | None = Field(
+        default=None,
+        description="CPU threads: a count, or auto (the cores other processes leave free); "
+        "None: PDARTS_THREADS, else auto.",
+    )
     auto_batch_size: bool = Field(
         default=False,
         description="Pick each stage's batch size with the memory profiler before it starts.",

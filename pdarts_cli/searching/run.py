@@ -19,6 +19,14 @@ from pdarts_cli.searching.events import SearchObserver, SearchResult
 from pdarts_cli.searching.loop import run_stages
 from pdarts_cli.searching.options import SearchOptions
 from pdarts_cli.searching.state import RunFiles, finished_result, read_resume_point
+from pdarts_cli.threads import (
+    ThreadChoice,
+    ThreadRequest,
+    choose_threads,
+    describe_threads,
+    resumed_threads,
+    using_threads,
+)
 
 
 def search_context(
@@ -47,12 +55,13 @@ def resolve_for_dataset(schedule: Schedule, dataset: str) -> Schedule:
     return schedule.model_copy(update={"data": schedule.data.model_copy(update={"split": split})})
 
 
-def announce(ctx: RunContext, observer: SearchObserver) -> None:
+def announce(ctx: RunContext, observer: SearchObserver, threads: ThreadChoice) -> None:
     info = ctx.data.info
+    cpu = f", {describe_threads(threads)}" if ctx.device.type == "cpu" else ""
     observer.note(
         f"dataset {ctx.dataset}: {info.num_classes} classes, {info.channels}x{info.image_size}"
         f"x{info.image_size}; device {ctx.device} ({ctx.precision.label}"
-        f"{', channels_last' if ctx.channels_last else ''})"
+        f"{', channels_last' if ctx.channels_last else ''}{cpu})"
     )
 
 
@@ -68,7 +77,8 @@ def run_search(
     with ``out_dir`` None nothing is written and the result alone holds what was found.
 
     ``data`` searches an in-memory dataset instead of reading ``options.dataset`` (which then
-    only names it in the records).
+    only names it in the records). torch computes with ``options.threads`` threads (see
+    ``pdarts_cli.threads``); the caller's count is restored afterwards.
     """
     observer = observer or SearchObserver()
     if data is not None and options.auto_batch_size:
@@ -76,6 +86,20 @@ def run_search(
             "an automatic batch size profiles the data in child processes: give a dataset "
             "spec, not data in memory, or choose the batch sizes"
         )
+    threads = choose_threads(options.threads)
+    with using_threads(threads.threads):
+        return _run_search(schedule, options, out_dir, force, observer, data, threads)
+
+
+def _run_search(
+    schedule: Schedule,
+    options: SearchOptions,
+    out_dir: str | Path | None,
+    force: bool,
+    observer: SearchObserver,
+    data: ImageDataset | None,
+    threads: ThreadChoice,
+) -> SearchResult:
     schedule = resolve_for_dataset(schedule, options.dataset)
     ctx = search_context(schedule, options, data)
     if not options.raise_batch:  # auto only lowers a stage's batch: check the schedule's
@@ -83,11 +107,12 @@ def run_search(
     files = RunFiles(None)
     if out_dir is not None:
         run_dir = create_run_dir(Path(out_dir), force)
-        record = run_record("search", options.model_dump(mode="json"), ctx.device)
+        options_record = options.model_dump(mode="json")
+        record = run_record("search", options_record, ctx.device, threads=threads.to_dict())
         write_json(run_dir / RUN_FILE, record)
         atomic_write_text(run_dir / SCHEDULE_FILE, schedule_json(schedule))
         files = RunFiles(run_dir)
-    announce(ctx, observer)
+    announce(ctx, observer, threads)
     chooser = batch_chooser(options, ctx, files, observer)
     return run_stages(schedule, ctx, files, observer, choose_batch=chooser)
 
@@ -97,8 +122,10 @@ def resume_search(
     device: str | None = None,
     data_dir: Path | None = None,
     observer: SearchObserver | None = None,
+    threads: ThreadRequest | None = None,
 ) -> SearchResult:
-    """Continue a killed run where its last checkpoint left it."""
+    """Continue a killed run where its last checkpoint left it, with the thread count it
+    started with unless ``threads`` (or PDARTS_THREADS) says otherwise."""
     observer = observer or SearchObserver()
     run_dir = Path(run_dir)
     run = resume_record(run_dir, "search")
@@ -108,11 +135,13 @@ def resume_search(
         observer.note(f"the run in {run_dir} is already complete; nothing to resume")
         return finished_result(run_dir)
     options = SearchOptions.model_validate(resumed_options(run, device=device, data_dir=data_dir))
-    ctx = search_context(schedule, options)
-    announce(ctx, observer)
-    warning = threads_warning(run)
-    if warning is not None:
-        observer.note(warning)
-    files = RunFiles(run_dir)
-    chooser = batch_chooser(options, ctx, files, observer)
-    return run_stages(schedule, ctx, files, observer, resume=point, choose_batch=chooser)
+    choice = resumed_threads(run.get("torch_threads"), threads)
+    with using_threads(choice.threads):
+        ctx = search_context(schedule, options)
+        announce(ctx, observer, choice)
+        warning = threads_warning(run)
+        if warning is not None:
+            observer.note(warning)
+        files = RunFiles(run_dir)
+        chooser = batch_chooser(options, ctx, files, observer)
+        return run_stages(schedule, ctx, files, observer, resume=point, choose_batch=chooser)

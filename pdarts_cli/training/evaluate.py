@@ -11,6 +11,7 @@ from pdarts_cli.checkpoint import load_tensors
 from pdarts_cli.data import DatasetInfo
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.genotype import genotype_from_dict
+from pdarts_cli.threads import choose_threads, using_threads
 from pdarts_cli.training.batches import test_batches
 from pdarts_cli.training.loop import evaluate
 from pdarts_cli.training.setup import TrainOptions, build_network, train_context
@@ -84,6 +85,11 @@ def evaluate_checkpoint(path: Path, options: TrainOptions) -> Evaluation:
     last.safetensors on the dataset's test split; the genotype and recipe come from the
     checkpoint itself. A dataset of another shape than the one it was trained on is refused
     before any weight is loaded, so the message names the mismatch rather than a tensor."""
+    with using_threads(choose_threads(options.threads).threads):
+        return _evaluate_checkpoint(path, options)
+
+
+def _evaluate_checkpoint(path: Path, options: TrainOptions) -> Evaluation:
     tensors, metadata = load_tensors(path)
     if metadata.get("format") not in {WEIGHTS_FORMAT, TRAIN_CHECKPOINT_FORMAT}:
         raise ArtifactError(f"{path} holds no trained network")

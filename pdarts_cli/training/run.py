@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pdarts_cli.context import resume_record, resumed_options, threads_warning
 from pdarts_cli.data import DatasetInfo, resolve_dataset
@@ -19,6 +20,14 @@ from pdarts_cli.runlog import (
     MetricsLog,
     create_run_dir,
     write_json,
+)
+from pdarts_cli.threads import (
+    ThreadChoice,
+    ThreadRequest,
+    choose_threads,
+    describe_threads,
+    resumed_threads,
+    using_threads,
 )
 from pdarts_cli.training.loop import fit
 from pdarts_cli.training.metrics import TrainObserver
@@ -89,11 +98,25 @@ def run_training(
     force: bool = False,
     observer: TrainObserver | None = None,
 ) -> TrainState:
-    """Train ``genotype`` with ``recipe`` and leave a run directory in ``out_dir``."""
+    """Train ``genotype`` with ``recipe`` and leave a run directory in ``out_dir``; torch
+    computes with ``options.threads`` threads, the caller's count restored afterwards."""
+    threads = choose_threads(options.threads)
+    with using_threads(threads.threads):
+        return _run_training(genotype, recipe, options, Path(out_dir), force, observer, threads)
+
+
+def _run_training(
+    genotype: Genotype,
+    recipe: Recipe,
+    options: TrainOptions,
+    run_dir: Path,
+    force: bool,
+    observer: TrainObserver | None,
+    threads: ThreadChoice,
+) -> TrainState:
     observer = observer or TrainObserver()
     env = train_context(recipe, options)
     state = new_state(genotype, recipe, env)  # refuses a recipe that does not fit first
-    run_dir = Path(out_dir)
     if env.dist.is_main:
         create_run_dir(run_dir, force)
         record = run_record(
@@ -101,13 +124,15 @@ def run_training(
             options.model_dump(mode="json"),
             env.device,
             world_size=env.dist.world_size,
+            threads=threads.to_dict(),
         )
         write_json(run_dir / RUN_FILE, record)
         atomic_write_text(run_dir / RECIPE_FILE, recipe_json(recipe))
         atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
+    cpu = f", {describe_threads(threads)}" if env.device.type == "cpu" else ""
     observer.note(
-        f"training on {env.device} ({env.precision.label}), {env.dist.world_size} process(es), "
-        f"{count_parameters(state.model):,} parameters"
+        f"training on {env.device} ({env.precision.label}{cpu}), {env.dist.world_size} "
+        f"process(es), {count_parameters(state.model):,} parameters"
     )
     return fit(genotype, recipe, env, run_dir, state, observer)
 
@@ -118,12 +143,26 @@ def resume_training(
     device: str | None = None,
     observer: TrainObserver | None = None,
     data_dir: Path | None = None,
+    threads: ThreadRequest | None = None,
 ) -> TrainState:
     """Continue a training run from its last.safetensors, with the options it started with;
-    only the ``device`` and the ``data_dir`` may move (None keeps the run's)."""
+    only the ``device`` and the ``data_dir`` may move (None keeps the run's). It computes with
+    the thread count it started with unless ``threads`` (or PDARTS_THREADS) says otherwise."""
+    run = resume_record(Path(run_dir), "train")
+    choice = resumed_threads(run.get("torch_threads"), threads)
+    with using_threads(choice.threads):
+        return _resume_training(Path(run_dir), run, genotype, device, observer, data_dir)
+
+
+def _resume_training(
+    run_dir: Path,
+    run: dict[str, Any],
+    genotype: Genotype | None,
+    device: str | None,
+    observer: TrainObserver | None,
+    data_dir: Path | None,
+) -> TrainState:
     observer = observer or TrainObserver()
-    run_dir = Path(run_dir)
-    run = resume_record(run_dir, "train")
     saved = read_genotype_file(run_dir / GENOTYPE_FILE)
     if genotype is not None and genotype != saved:
         raise ArtifactError(f"{run_dir} was trained with another genotype")

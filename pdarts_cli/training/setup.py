@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from torch import nn
 
 from pdarts_cli.config import FrozenModel
@@ -34,6 +35,11 @@ class TrainOptions(FrozenModel):
     download: bool = False
     image_size: int | None = Field(default=None, ge=4)
     device: str = "auto"
+    threads: PositiveInt | Literal["auto"] | None = Field(
+        default=None,
+        description="CPU threads: a count, or auto (the cores other processes leave free); "
+        "None: PDARTS_THREADS, else auto.",
+    )
 
 
 def training_precision(recipe: Recipe, device: torch.device) -> Precision:

@@ -8,15 +8,17 @@ import importlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from pdarts_cli.data.base import DatasetInfo, DatasetRequest, ImageDataset, ImageTensors
 from pdarts_cli.data.providers.common import no_argument, one_line
 from pdarts_cli.data.resolve import DATA_DIR_ENV
 from pdarts_cli.errors import DatasetError
+
+if TYPE_CHECKING:
+    pass
 
 CIFAR_IMAGE_SIZE = 32
 CIFAR_CHANNELS = 3
@@ -146,6 +148,8 @@ def _read_cifar_batch(path: Path, layout: CifarLayout) -> tuple[np.ndarray, np.n
 
 
 def _read_cifar_split(folder: Path, files: tuple[str, ...], layout: CifarLayout) -> ImageTensors:
+    import torch  # here, not at the top: listing providers must not load torch
+
     batches = [_read_cifar_batch(folder / name, layout) for name in files]
     data = np.concatenate([images for images, _ in batches])  # a fresh, writable copy
     labels = np.concatenate([labels for _, labels in batches])

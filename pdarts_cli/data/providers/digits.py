@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from pdarts_cli.data.base import DatasetInfo, DatasetRequest, ImageDataset, ImageTensors
 from pdarts_cli.data.providers.common import no_argument
 from pdarts_cli.data.stats import channel_stats
 from pdarts_cli.errors import DatasetError
+
+if TYPE_CHECKING:
+    pass
 
 DIGITS_MAX_VALUE = 16  # scikit-learn's digits count pixels on in a 4 x 4 block: 0..16
 DIGITS_TEST_EVERY = 5  # image i is a test image when i % 5 == 4: a fixed fifth held out
@@ -32,6 +36,8 @@ def digits(request: DatasetRequest) -> ImageDataset:
     image ``i`` is a test image when ``i % 5 == 4`` (359 images), the other 1,438 train.
     Mean and std come from the training images.
     """
+    import torch  # here, not at the top: listing providers must not load torch
+
     no_argument(request)
     pixels, labels = _digit_images()
     is_test = np.arange(len(labels)) % DIGITS_TEST_EVERY == DIGITS_TEST_EVERY - 1

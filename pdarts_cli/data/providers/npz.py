@@ -5,14 +5,17 @@ from __future__ import annotations
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from pdarts_cli.data.base import DatasetInfo, DatasetRequest, ImageDataset, ImageTensors
 from pdarts_cli.data.providers.common import argument_path, one_line
 from pdarts_cli.data.stats import channel_stats
 from pdarts_cli.errors import DatasetError
+
+if TYPE_CHECKING:
+    import torch
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -43,6 +46,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 def _npz_images(path: Path, key: str, array: np.ndarray) -> torch.Tensor:
     """uint8 NHWC (or grey NHW) to N x C x H x W."""
+    import torch  # here, not at the top: listing providers must not load torch
+
     if array.dtype != np.uint8:
         raise DatasetError(f"{path}: {key} is {array.dtype}, expected uint8 (0..255)")
     if array.ndim == 3:
@@ -55,6 +60,8 @@ def _npz_images(path: Path, key: str, array: np.ndarray) -> torch.Tensor:
 
 
 def _npz_labels(path: Path, key: str, array: np.ndarray, count: int) -> torch.Tensor:
+    import torch  # here, not at the top: listing providers must not load torch
+
     if not np.issubdtype(array.dtype, np.integer):
         raise DatasetError(f"{path}: {key} is {array.dtype}, expected integer class labels")
     if array.shape != (count,):
@@ -79,6 +86,8 @@ def npz(request: DatasetRequest) -> ImageDataset:
     Read with ``allow_pickle=False``, so the file cannot run code. The number of classes is
     the largest label of either split plus one; mean and std come from the training images.
     """
+    import torch  # here, not at the top: listing providers must not load torch
+
     path = argument_path(request)
     arrays = _read_npz(path)
     train = _npz_split(path, arrays, "train")
