@@ -48,8 +48,8 @@ def threads_option() -> Any:
     return typer.Option(
         "--threads",
         metavar="N|auto",
-        envvar="PDARTS_THREADS",
-        help="CPU threads torch computes with. auto (default): the cores other processes "
+        help="CPU threads torch computes with (default: PDARTS_THREADS, else auto). auto: the "
+        "cores other processes "
         "leave free, measured at the start (torch's one thread per core collapses when "
         "another job wants the cores). Recorded in run.json; --resume keeps the run's count "
         "unless this is given.",

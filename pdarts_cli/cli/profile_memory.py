@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pdarts_cli.cli.errors import user_errors
-from pdarts_cli.cli.options import Device, data_dir_option, device_option
+from pdarts_cli.cli.options import Device, data_dir_option, device_option, threads_option
 
 if TYPE_CHECKING:
     from pdarts_cli.memory import Measurement, MemoryProfile, StageProfile
@@ -42,6 +42,7 @@ def profile_memory(
         ),
     ] = None,
     device: Annotated[Device, device_option()] = Device.auto,
+    threads: Annotated[str | None, threads_option()] = None,
     checkpoint_cells: Annotated[
         bool, typer.Option("--checkpoint-cells", help="Profile with cell checkpointing on.")
     ] = False,
@@ -69,13 +70,17 @@ def profile_memory(
     from pdarts_cli.memory import parse_batch_sizes, parse_size, schedule_with_picks
     from pdarts_cli.memory import profile_memory as profile
     from pdarts_cli.schedule import load_schedule, write_schedule_file
+    from pdarts_cli.threads import parse_threads
 
     sizes = parse_batch_sizes(batch_sizes)
     budget_bytes = parse_size(budget) if budget is not None else None
     resolved = load_schedule(schedule)
     if checkpoint_cells:
         resolved = resolved.with_overrides(checkpoint_cells=True)
-    result = profile(resolved, sizes, budget_bytes, device.value, dataset, data_dir)
+    thread_count = parse_threads(threads) if threads is not None else None
+    result = profile(
+        resolved, sizes, budget_bytes, device.value, dataset, data_dir, threads=thread_count
+    )
     if write_schedule is not None:
         write_schedule_file(schedule_with_picks(resolved, result), write_schedule)
     if as_json:

@@ -13,6 +13,8 @@ import resource
 import sys
 from typing import TYPE_CHECKING, Any
 
+from pdarts_cli.threads import choose_threads, using_threads
+
 if TYPE_CHECKING:
     from pdarts_cli.schedule import Schedule
     from pdarts_cli.searching.supernet import CellCandidates
@@ -113,7 +115,8 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    print(json.dumps(measure(json.loads(sys.argv[1]))))
+    with using_threads(choose_threads().threads):  # PDARTS_THREADS, set by the parent
+        print(json.dumps(measure(json.loads(sys.argv[1]))))
 
 
 if __name__ == "__main__":

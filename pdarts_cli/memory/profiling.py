@@ -22,6 +22,7 @@ from pdarts_cli.memory.results import (
 )
 from pdarts_cli.memory.sizes import mib
 from pdarts_cli.schedule import Schedule
+from pdarts_cli.threads import THREADS_ENV, ThreadRequest, choose_threads, using_threads
 
 PROBE_MODULE = "pdarts_cli.memory.probe"
 
@@ -51,8 +52,11 @@ def probe_request(
 
 
 def run_probe(request: dict[str, Any], cuda: bool) -> Measurement:
-    """Run one measurement in a fresh Python process."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    """Run one measurement in a fresh Python process, computing with this process's torch
+    thread count."""
+    import torch  # here: only a measurement needs it
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", THREADS_ENV: str(torch.get_num_threads())}
     done = subprocess.run(
         [sys.executable, "-m", PROBE_MODULE, json.dumps(request)],
         capture_output=True,
@@ -150,12 +154,26 @@ def profile_memory(
     device: str = "auto",
     dataset: str | None = None,
     data_dir: Path | None = None,
+    threads: ThreadRequest | None = None,
 ) -> MemoryProfile:
-    """Every stage of ``schedule``, measured at ``batch_sizes``.
+    """Every stage of ``schedule``, measured at ``batch_sizes``, the children computing with
+    ``threads`` CPU threads (see ``pdarts_cli.threads``).
 
     Each stage's recommendation is at most the schedule's batch, as ``--batch-size auto``
     picks (lower a batch to fit a smaller device, never raise it silently).
     """
+    with using_threads(choose_threads(threads).threads):
+        return _profile_memory(schedule, batch_sizes, budget_bytes, device, dataset, data_dir)
+
+
+def _profile_memory(
+    schedule: Schedule,
+    batch_sizes: list[int],
+    budget_bytes: int | None,
+    device: str,
+    dataset: str | None,
+    data_dir: Path | None,
+) -> MemoryProfile:
     from pdarts_cli.device import resolve_device
 
     resolved = resolve_device(device)
