@@ -678,3 +678,18 @@ def test_a_confirmation_over_the_budget_is_marked() -> None:
     text = console.export_text()
     assert "/2,051*" in text
     assert "* over the budget" in text
+
+
+def test_the_cpu_default_budget_is_the_ram_available_now_less_the_margin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pdarts_cli.memory import fit
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:    1000000 kB\n")
+    monkeypatch.setattr(fit, "MEMINFO", meminfo)
+    assert fit.available_ram_bytes() == 1000000 * 1024
+    assert fit.device_budget("cpu") == int(1000000 * 1024 * (1 - fit.SAFETY_MARGIN))
+    monkeypatch.setattr(fit, "MEMINFO", tmp_path / "absent")
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert fit.available_ram_bytes() == total

@@ -38,7 +38,9 @@ def profile_memory(
     budget: Annotated[
         str | None,
         typer.Option(
-            "--budget", help="Memory to fit in, e.g. 16GiB (default: the device's memory less 10%)."
+            "--budget",
+            help="Memory to fit in, e.g. 16GiB (default: the GPU's memory, or the RAM "
+            "available now, less 10%).",
         ),
     ] = None,
     device: Annotated[Device, device_option()] = Device.auto,

@@ -113,8 +113,8 @@ def search(
         str | None,
         typer.Option(
             "--memory-budget",
-            help="With --batch-size auto or auto-max, e.g. 16GiB (default: the device's memory "
-            "less 10%).",
+            help="With --batch-size auto or auto-max, e.g. 16GiB (default: the GPU's memory, or "
+            "on the CPU the RAM available now, less 10%).",
         ),
     ] = None,
     channels: Annotated[
