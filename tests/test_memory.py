@@ -693,3 +693,32 @@ def test_the_cpu_default_budget_is_the_ram_available_now_less_the_margin(
     monkeypatch.setattr(fit, "MEMINFO", tmp_path / "absent")
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert fit.available_ram_bytes() == total
+
+
+def test_profile_memory_reports_every_child_run_with_an_eta(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pdarts_cli.memory import ProbeReport
+
+    monkeypatch.setattr(profiling, "run_probe", _affine_probe([]))
+    reports: list[ProbeReport] = []
+    schedule = load_schedule("quick")
+    profiling.profile_memory(schedule, [8, 16], 2 * GiB, "cpu", "digits", report=reports.append)
+    per_stage = ["measure", "measure", "idle", "confirm"]  # 2 batches, the baseline, the pick
+    assert [r.kind for r in reports] == per_stage * len(schedule.stages)
+    assert [r.stage for r in reports] == [k for k in (1, 2, 3) for _ in per_stage]
+    assert [r.done for r in reports] == list(range(1, 13))
+    assert {r.total for r in reports} == {12}
+    assert reports[-1].eta_seconds == 0
+    assert all(r.eta_seconds >= 0 for r in reports)
+
+
+def test_profile_memory_prints_each_run_as_it_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(profiling, "run_probe", _affine_probe([]))
+    args = ["profile-memory", "-s", "quick", "-d", "digits", "--batch-sizes", "8,16"]
+    result = runner.invoke(app, [*args, "--budget", "2GiB", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "stage 1, batch 8: 508 MiB in " in result.output
+    assert "(1 of 12, about " in result.output
+    assert "stage 3, batch 32, confirming the pick: 532 MiB in " in result.output
+    assert "(12 of 12)" in result.output

@@ -19,7 +19,7 @@ from pdarts_cli.cli.errors import user_errors
 from pdarts_cli.cli.options import Device, data_dir_option, device_option, threads_option
 
 if TYPE_CHECKING:
-    from pdarts_cli.memory import Measurement, MemoryProfile, StageProfile
+    from pdarts_cli.memory import Measurement, MemoryProfile, ProbeReport, StageProfile
 
 
 @user_errors
@@ -80,8 +80,21 @@ def profile_memory(
     if checkpoint_cells:
         resolved = resolved.with_overrides(checkpoint_cells=True)
     thread_count = parse_threads(threads) if threads is not None else None
+    progress = Console(stderr=True, highlight=False)
+
+    def show(report: ProbeReport) -> None:
+        """Each child run as it finishes (not with --json: that output is for programs)."""
+        progress.print(probe_line(report), soft_wrap=True)
+
     result = profile(
-        resolved, sizes, budget_bytes, device.value, dataset, data_dir, threads=thread_count
+        resolved,
+        sizes,
+        budget_bytes,
+        device.value,
+        dataset,
+        data_dir,
+        threads=thread_count,
+        report=None if as_json else show,
     )
     if write_schedule is not None:
         write_schedule_file(schedule_with_picks(resolved, result), write_schedule)
@@ -95,6 +108,31 @@ def profile_memory(
         + search_command(schedule, dataset, result, write_schedule),
         soft_wrap=True,
     )
+
+
+def probe_line(report: ProbeReport) -> str:
+    """One finished child run: ``stage 2, batch 32: 1,234 MiB in 9.1 s (4 of 12, about 1 min
+    left)``."""
+    measured = report.measurement
+    what = {
+        "measure": f"batch {measured.batch_size}",
+        "idle": "idle baseline",
+        "confirm": f"batch {measured.batch_size}, confirming the pick",
+    }[report.kind]
+    figure = measured.peak_bytes if report.kind != "idle" else measured.rss_bytes
+    peak = "out of memory" if figure is None else f"{figure / 2**20:,.0f} MiB"
+    left = f", about {_duration(report.eta_seconds)} left" if report.done < report.total else ""
+    return (
+        f"stage {report.stage}, {what}: {peak} in {report.seconds:.1f} s "
+        f"({report.done} of {report.total}{left})"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
 
 
 def search_command(

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from pdarts_cli.memory.results import (
     EdgeOps,
     Measurement,
     MemoryProfile,
+    ProbeKind,
+    ProbeReport,
     StageCandidates,
     StageProfile,
 )
@@ -83,6 +87,30 @@ def run_probe(request: dict[str, Any], cuda: bool) -> Measurement:
     )
 
 
+def runs_per_stage(batch_sizes: list[int], confirm: bool) -> int:
+    """Child runs of one stage: each batch size, the idle baseline, the confirmation."""
+    return len(batch_sizes) + 1 + int(confirm)
+
+
+class ProbeProgress:
+    """Counts the child runs of a profile and passes each, with an ETA, to ``report``."""
+
+    def __init__(self, total: int, report: Callable[[ProbeReport], None] | None = None) -> None:
+        self.total = total
+        self.report = report
+        self.done = 0
+        self.seconds = 0.0
+
+    def finished(
+        self, stage: int, kind: ProbeKind, measurement: Measurement, seconds: float
+    ) -> None:
+        self.done += 1
+        self.seconds += seconds
+        eta = self.seconds / self.done * max(0, self.total - self.done)
+        if self.report is not None:
+            self.report(ProbeReport(stage, kind, measurement, seconds, self.done, self.total, eta))
+
+
 def profile_stage(
     schedule: Schedule,
     index: int,
@@ -96,22 +124,29 @@ def profile_stage(
     normal: EdgeOps | None = None,
     reduce: EdgeOps | None = None,
     max_batch: int | None = None,
+    progress: ProbeProgress | None = None,
 ) -> StageProfile:
     """Measure one stage (0-based ``index``) at each batch size, fit, recommend, confirm.
 
     ``normal`` and ``reduce``: the per-edge candidates the stage will hold (a search knows
     them); without them, see ``stage_candidates``. The recommendation is the largest batch
-    within the budget and the data's weight half, at most ``max_batch``.
+    within the budget and the data's weight half, at most ``max_batch``. ``progress`` hears of
+    every child run as it finishes.
     """
     config = schedule.stages[index]
     candidates = stage_candidates(schedule, index, normal, reduce)
+    progress = progress or ProbeProgress(runs_per_stage(batch_sizes, confirm))
 
-    def probe(batch: int, idle: bool = False) -> Measurement:
+    def probe(batch: int, kind: ProbeKind = "measure") -> Measurement:
+        idle = kind == "idle"
         request = probe_request(schedule, index, batch, dataset, data_dir, device, idle, candidates)
-        return run_probe(request, cuda)
+        started = time.perf_counter()
+        measurement = run_probe(request, cuda)
+        progress.finished(index + 1, kind, measurement, time.perf_counter() - started)
+        return measurement
 
     measurements = [probe(b) for b in batch_sizes]
-    idle = probe(batch_sizes[0], idle=True)
+    idle = probe(batch_sizes[0], "idle")
     points = [(m.batch_size, m.peak_bytes) for m in measurements if m.peak_bytes is not None]
     if len(points) < 2:
         raise PdartsError(
@@ -130,7 +165,7 @@ def profile_stage(
             f"stage {index + 1} needs about {mib(needs):.0f} MiB at batch 1, more than the "
             f"budget of {mib(budget_bytes):.0f} MiB"
         )
-    confirmation = probe(recommended) if confirm else None
+    confirmation = probe(recommended, "confirm") if confirm else None
     return StageProfile(
         stage=index + 1,
         cells=config.cells,
@@ -155,15 +190,21 @@ def profile_memory(
     dataset: str | None = None,
     data_dir: Path | None = None,
     threads: ThreadRequest | None = None,
+    report: Callable[[ProbeReport], None] | None = None,
 ) -> MemoryProfile:
     """Every stage of ``schedule``, measured at ``batch_sizes``, the children computing with
-    ``threads`` CPU threads (see ``pdarts_cli.threads``).
+    ``threads`` CPU threads (see ``pdarts_cli.threads``); ``report`` hears of every child run
+    as it finishes, with an estimate of the time left.
 
     Each stage's recommendation is at most the schedule's batch, as ``--batch-size auto``
     picks (lower a batch to fit a smaller device, never raise it silently).
     """
+    total = len(schedule.stages) * runs_per_stage(batch_sizes, confirm=True)
+    progress = ProbeProgress(total, report)
     with using_threads(choose_threads(threads).threads):
-        return _profile_memory(schedule, batch_sizes, budget_bytes, device, dataset, data_dir)
+        return _profile_memory(
+            schedule, batch_sizes, budget_bytes, device, dataset, data_dir, progress
+        )
 
 
 def _profile_memory(
@@ -173,6 +214,7 @@ def _profile_memory(
     device: str,
     dataset: str | None,
     data_dir: Path | None,
+    progress: ProbeProgress,
 ) -> MemoryProfile:
     from pdarts_cli.device import resolve_device
 
@@ -190,6 +232,7 @@ def _profile_memory(
             data_dir,
             cuda,
             max_batch=stage.batch_size,
+            progress=progress,
         )
         for k, stage in enumerate(schedule.stages)
     )

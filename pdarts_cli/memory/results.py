@@ -26,6 +26,22 @@ class StageCandidates:
     ops: tuple[str, ...]  # every op the stage holds, in the schedule's canonical order
 
 
+ProbeKind = Literal["measure", "idle", "confirm"]
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """One finished child run, as the profiler reports it while it works."""
+
+    stage: int  # 1-based
+    kind: ProbeKind  # a fitted batch, the idle baseline, or the recommended batch confirmed
+    measurement: Measurement
+    seconds: float
+    done: int  # child runs finished so far, this one included
+    total: int  # child runs the whole profile makes
+    eta_seconds: float  # the mean time of a run so far, times the runs left
+
+
 @dataclass(frozen=True)
 class Measurement:
     batch_size: int
