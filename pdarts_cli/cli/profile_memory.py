@@ -83,7 +83,8 @@ def profile_memory(
     progress = Console(stderr=True, highlight=False)
 
     def show(report: ProbeReport) -> None:
-        """Each child run as it finishes (not with --json: that output is for programs)."""
+        """Each child run as it finishes, on a terminal (not with --json, nor into a pipe or
+        a log, where the output is the report or one error line)."""
         progress.print(probe_line(report), soft_wrap=True)
 
     result = profile(
@@ -94,7 +95,7 @@ def profile_memory(
         dataset,
         data_dir,
         threads=thread_count,
-        report=None if as_json else show,
+        report=show if progress.is_terminal and not as_json else None,
     )
     if write_schedule is not None:
         write_schedule_file(schedule_with_picks(resolved, result), write_schedule)
