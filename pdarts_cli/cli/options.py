@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from pdarts_cli.threads import ThreadRequest, parse_threads
+
 
 class Device(str, Enum):
     auto = "auto"
@@ -54,3 +56,8 @@ def threads_option() -> Any:
         "another job wants the cores). Recorded in run.json; --resume keeps the run's count "
         "unless this is given.",
     )
+
+
+def thread_request(threads: str | None) -> ThreadRequest | None:
+    """``--threads`` as the library takes it (None: not given)."""
+    return parse_threads(threads) if threads is not None else None

@@ -16,7 +16,13 @@ from rich.table import Table
 from rich.text import Text
 
 from pdarts_cli.cli.errors import user_errors
-from pdarts_cli.cli.options import Device, data_dir_option, device_option, threads_option
+from pdarts_cli.cli.options import (
+    Device,
+    data_dir_option,
+    device_option,
+    thread_request,
+    threads_option,
+)
 
 if TYPE_CHECKING:
     from pdarts_cli.memory import Measurement, MemoryProfile, ProbeReport, StageProfile
@@ -72,14 +78,13 @@ def profile_memory(
     from pdarts_cli.memory import parse_batch_sizes, parse_size, schedule_with_picks
     from pdarts_cli.memory import profile_memory as profile
     from pdarts_cli.schedule import load_schedule, write_schedule_file
-    from pdarts_cli.threads import parse_threads
 
     sizes = parse_batch_sizes(batch_sizes)
     budget_bytes = parse_size(budget) if budget is not None else None
     resolved = load_schedule(schedule)
     if checkpoint_cells:
         resolved = resolved.with_overrides(checkpoint_cells=True)
-    thread_count = parse_threads(threads) if threads is not None else None
+    thread_count = thread_request(threads)
     progress = Console(stderr=True, highlight=False)
 
     def show(report: ProbeReport) -> None:

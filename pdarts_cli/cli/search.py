@@ -17,11 +17,11 @@ from pdarts_cli.cli.options import (
     device_option,
     download_option,
     set_option,
+    thread_request,
     threads_option,
 )
 from pdarts_cli.overrides import FLAGS_SOURCE, parse_overrides, with_overrides
 from pdarts_cli.schedule import load_schedule, preset_for_dataset, with_stage_values
-from pdarts_cli.threads import parse_threads
 
 if TYPE_CHECKING:
     from pdarts_cli.searching import SearchResult
@@ -155,7 +155,7 @@ def search(
 
     console = Console(highlight=False)
     observer = SearchObserver() if quiet else ConsoleObserver(console, live=console.is_terminal)
-    thread_count = parse_threads(threads) if threads is not None else None
+    thread_count = thread_request(threads)
     if resume is not None:
         refuse_resume_flags(
             {

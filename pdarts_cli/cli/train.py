@@ -24,10 +24,10 @@ from pdarts_cli.cli.options import (
     device_option,
     download_option,
     set_option,
+    thread_request,
     threads_option,
 )
 from pdarts_cli.overrides import parse_overrides, with_overrides
-from pdarts_cli.threads import parse_threads
 from pdarts_cli.training.recipe import Recipe, adapt_to_dataset, load_recipe, recipe_for_dataset
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def train(
         _handover_to_torchrun(nproc)
         return
     resolved_genotype = load_genotype(genotype)
-    thread_count = parse_threads(threads) if threads is not None else None
+    thread_count = thread_request(threads)
     console = Console(highlight=False)
     command = f"train {shlex.quote(genotype)}"
     if resume is not None:
@@ -316,7 +316,7 @@ def evaluate(
             dataset=dataset,
             data_dir=data_dir,
             device=device.value,
-            threads=parse_threads(threads) if threads is not None else None,
+            threads=thread_request(threads),
         ),
     )
     Console(highlight=False).print(

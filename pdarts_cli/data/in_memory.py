@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from pdarts_cli.data.augment import PIXEL_MAX
 from pdarts_cli.data.base import DatasetInfo, ImageDataset, ImageTensors
-from pdarts_cli.data.stats import channel_stats
+from pdarts_cli.data.stats import split_stats
 from pdarts_cli.errors import DatasetError
 
 # One split: (images, labels) tensors, ImageTensors, or a Dataset of (image, label) items.
@@ -194,17 +194,7 @@ def as_image_dataset(data: InMemoryData, name: str = "in-memory") -> ImageDatase
         test = ImageTensors(empty, torch.empty(0, dtype=torch.int64))
     else:
         test = _split_tensors(test_split, "test")
-    if train.images.shape[1:] != test.images.shape[1:]:
-        raise DatasetError(
-            f"train images are {tuple(train.images.shape[1:])} (C, H, W) but test images are "
-            f"{tuple(test.images.shape[1:])}"
-        )
-    mean, std = channel_stats(train.images)
-    if 0.0 in std:
-        raise DatasetError(
-            f"channel {std.index(0.0)} of the training images is constant, "
-            "so it cannot be normalised"
-        )
+    mean, std = split_stats(train.images, test.images, ("train", "test"), "the training images")
     info = DatasetInfo(
         name=name,
         num_classes=_num_classes(train_split, train, test),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pdarts_cli.errors import DatasetError
+
 if TYPE_CHECKING:
     import torch
 
@@ -30,3 +32,28 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
         means.append(float(mean))
         stds.append(float(variance.sqrt()))
     return tuple(means), tuple(stds)
+
+
+def split_stats(
+    train: torch.Tensor,
+    test: torch.Tensor,
+    names: tuple[str, str],
+    train_images: str,
+    where: str = "",
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``channel_stats`` of the ``train`` images after the checks every in-memory dataset
+    needs: both splits of one image shape, no constant channel (it cannot be normalised).
+    ``names`` name the splits and ``train_images`` the training images in the messages;
+    ``where`` (a file, say) starts them."""
+    if train.shape[1:] != test.shape[1:]:
+        raise DatasetError(
+            f"{where}{names[0]} images are {tuple(train.shape[1:])} (C, H, W) but {names[1]} "
+            f"images are {tuple(test.shape[1:])}"
+        )
+    mean, std = channel_stats(train)
+    if 0.0 in std:
+        raise DatasetError(
+            f"{where}channel {std.index(0.0)} of {train_images} is constant, so it cannot be "
+            "normalised"
+        )
+    return mean, std

@@ -112,11 +112,11 @@ def alpha_step(
     schedule: Schedule, stage: Stage, batch: Batch, alpha_batch: Batch, ctx: RunContext
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One Adam step of the alphas on ``alpha_batch`` (second order: through a virtual weight
-    step on ``batch``). Returns the alpha loss and logits."""
+    step on ``batch``), both already in the network's memory format. Returns the alpha loss
+    and logits."""
     network = stage.network
     alpha_scaler = stage.scalers[1] if stage.scalers else None
-    x, y = to_memory_format(batch[0], ctx.channels_last), batch[1]
-    xa, ya = to_memory_format(alpha_batch[0], ctx.channels_last), alpha_batch[1]
+    (x, y), (xa, ya) = batch, alpha_batch
     if schedule.alphas.order == "second":
         grads, loss, logits = second_order_grads(
             network, x, y, xa, ya, stage.weight_optimizer, ctx.precision
@@ -138,11 +138,12 @@ def search_step(
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
     """One search iteration: an alpha step on ``alpha_batch`` (joint epochs), then a weight
     step on ``batch``. Returns the weight loss and logits, and the alpha loss and logits."""
+    x, y = to_memory_format(batch[0], ctx.channels_last), batch[1]
     alpha_result = None
     if alpha_batch is not None:
-        alpha_result = alpha_step(schedule, stage, batch, alpha_batch, ctx)
+        xa = to_memory_format(alpha_batch[0], ctx.channels_last)
+        alpha_result = alpha_step(schedule, stage, (x, y), (xa, alpha_batch[1]), ctx)
     weight_scaler = stage.scalers[0] if stage.scalers else None
-    x, y = to_memory_format(batch[0], ctx.channels_last), batch[1]
     with ctx.precision.autocast():
         logits = stage.network(x)
     loss = F.cross_entropy(logits.float(), y)

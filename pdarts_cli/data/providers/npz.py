@@ -11,7 +11,7 @@ import numpy as np
 
 from pdarts_cli.data.base import DatasetInfo, DatasetRequest, ImageDataset, ImageTensors
 from pdarts_cli.data.providers.common import argument_path, one_line
-from pdarts_cli.data.stats import channel_stats
+from pdarts_cli.data.stats import split_stats
 from pdarts_cli.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -92,16 +92,8 @@ def npz(request: DatasetRequest) -> ImageDataset:
     arrays = _read_npz(path)
     train = _npz_split(path, arrays, "train")
     test = _npz_split(path, arrays, "test")
-    if train.images.shape[1:] != test.images.shape[1:]:
-        raise DatasetError(
-            f"{path}: x_train images are {tuple(train.images.shape[1:])} (C, H, W) but x_test "
-            f"images are {tuple(test.images.shape[1:])}"
-        )
-    mean, std = channel_stats(train.images)
-    if 0.0 in std:
-        raise DatasetError(
-            f"{path}: channel {std.index(0.0)} of x_train is constant, so it cannot be normalised"
-        )
+    names = ("x_train", "x_test")
+    mean, std = split_stats(train.images, test.images, names, "x_train", f"{path}: ")
     info = DatasetInfo(
         name=f"{request.name}:{path}",
         num_classes=int(torch.cat([train.labels, test.labels]).max()) + 1,
