@@ -2,9 +2,14 @@
 
     python benchmarks/search_step.py --schedule paper-cifar10 --stage 2 --batch-size 96 \
         --device cuda --amp bf16 --channels-last on
+    python benchmarks/search_step.py --stage 3 --batch-size 32 \
+        --ops skip_connect,sep_conv_3x3,dil_conv_3x3
 
 Uses the search loop's own code on synthetic 32x32 RGB data, so what it times is what
-`pdarts search` runs. The first epoch is a warm-up and is not timed.
+`pdarts search` runs. The first epoch is a warm-up and is not timed. ``--ops`` puts those
+candidates on every edge of both cell types (default: the schedule's first k, k the stage's
+ops per edge). On Linux the JSON has the process's peak resident memory (VmHWM), data and
+torch included, the figure a CPU user's machine must hold.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ def main() -> None:
     parser.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"])
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--threads", default=None, help="N or auto (default: PDARTS_THREADS)")
+    parser.add_argument("--ops", default=None, help="comma-separated candidates of every edge")
     args = parser.parse_args()
     torch.set_num_threads(choose_threads(args.threads).threads)
 
@@ -62,9 +68,10 @@ def main() -> None:
     )
     index = args.stage - 1
     config = schedule.stages[index]
-    # Stage k's candidate count per edge, as the approximation leaves it (which ops does not
-    # change the cost much; the count does).
-    candidates = tuple(edge[: config.ops_per_edge] for edge in all_candidates(schedule))
+    if args.ops:
+        candidates = tuple(tuple(args.ops.split(",")) for _ in range(schedule.edges_per_cell))
+    else:
+        candidates = tuple(edge[: config.ops_per_edge] for edge in all_candidates(schedule))
     stage = build_stage(schedule, index, candidates, candidates, env)
     batches = stage_batches(schedule, config, env)
     joint_epoch = config.warmup_epochs  # alpha and weight steps, as in a joint epoch
@@ -88,7 +95,7 @@ def main() -> None:
         "schedule": schedule.name,
         "stage": args.stage,
         "cells": config.cells,
-        "ops_per_edge": config.ops_per_edge,
+        "ops": list(candidates[0]),
         "batch_size": args.batch_size,
         "device": str(device),
         "precision": env.precision.label,
@@ -101,7 +108,22 @@ def main() -> None:
         result["gpu"] = torch.cuda.get_device_name(device)
         result["max_memory_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
         result["max_memory_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
+    peak_kib = peak_resident_kib()
+    if peak_kib is not None:
+        result["peak_rss_mib"] = peak_kib / 1024
     print(json.dumps(result))
+
+
+def peak_resident_kib() -> int | None:
+    """This process's peak resident set (VmHWM), on Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 if __name__ == "__main__":

@@ -67,8 +67,12 @@ def resolve_precision(mode: str, device: torch.device) -> Precision:
 
 
 def resolve_channels_last(mode: str, device: torch.device) -> bool:
-    """``auto`` keeps the default layout: channels_last measured 2-30% slower for the search
-    supernet on an H200 (benchmarks/results/search-step-h200.jsonl), and slows the CPU."""
+    """``auto``: channels_last on the CPU, where the supernet's depthwise convolutions and
+    poolings run 1.5-1.9x faster in it (benchmarks/README.md, "Search step"); the default
+    layout on CUDA, where channels_last measured 2-30% slower for the search supernet on an
+    H200 (benchmarks/results/search-step-h200.jsonl)."""
+    if mode == "auto":
+        return device.type == "cpu"
     return mode == "on" and device.type != "mps"
 
 

@@ -18,6 +18,15 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from pdarts_cli.arch import ArchWeights, EdgeWeights
+from pdarts_cli.searching.fused import (
+    CandidatePlan,
+    fusable,
+    gradient_in_layout,
+    plan_candidate,
+    run_body,
+    scaled_batch_norm,
+    shared_relu,
+)
 from pdarts_cli.topology import (
     CELL_INPUTS,
     cell_edges,
@@ -55,21 +64,42 @@ def build_candidate(name: str, factory: OpFactory, channels: int, stride: int) -
 
 
 class MixedOp(nn.Module):
-    """``sum_o w_o * o(x)`` over the edge's candidates; ``none`` adds nothing and is skipped."""
+    """``sum_o w_o * o(x)`` over the edge's candidates; ``none`` adds nothing and is skipped.
+
+    The candidates run as ``fused`` plans them: one ReLU for all that start with one, and a
+    training-mode BatchNorm at the end fused with its weight. The function is the same.
+    """
 
     def __init__(self, ops: nn.ModuleList, names: tuple[str, ...]) -> None:
         super().__init__()
         self.ops = ops
-        self._active = [i for i, name in enumerate(names) if name != ZERO_OP]
+        active = [i for i, name in enumerate(names) if name != ZERO_OP]
+        self._plans = [plan_candidate(i, ops[i]) for i in active]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        if not self._active:
+        if not self._plans:
             zeros: torch.Tensor = weights[0] * self.ops[0](x)
             return zeros
-        out: torch.Tensor = weights[self._active[0]] * self.ops[self._active[0]](x)
-        for i in self._active[1:]:
-            out = out + weights[i] * self.ops[i](x)
+        relu_x = shared_relu(x, self._plans)
+        out: torch.Tensor | None = None
+        for plan in self._plans:
+            source = relu_x if plan.relu_input and relu_x is not None else x
+            term = _weighted_candidate(plan, source, weights)
+            out = term if out is None else out.add_(term)
+        assert out is not None
         return out
+
+
+def _weighted_candidate(
+    plan: CandidatePlan, x: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    weight = weights[plan.index]
+    if not fusable(x, plan.norm):
+        return weight * run_body(plan, x)
+    assert plan.norm is not None
+    if plan.recomputable:
+        return scaled_batch_norm(x, weight, plan.norm, plan.body)
+    return scaled_batch_norm(run_body(plan, x, norm=False), weight, plan.norm)
 
 
 class SearchCell(nn.Module):
@@ -113,7 +143,8 @@ class SearchCell(nn.Module):
                 edge = incoming[j]
                 node = node + self.edges[edge](states[j], weights[edge])
             states.append(node)
-        return torch.cat(states[CELL_INPUTS:], dim=1)
+        # torch.cat's backward pass hands each node a strided slice of the cell's gradient
+        return torch.cat([gradient_in_layout(s) for s in states[CELL_INPUTS:]], dim=1)
 
 
 class _FrozenBatchNormStatistics:
@@ -234,7 +265,8 @@ class SearchNetwork(nn.Module):
             else:
                 out = cell(s0, s1, weights)
             s0, s1 = s1, out
-        logits: torch.Tensor = self.classifier(self.global_pooling(s1).flatten(1))
+        pooled = self.global_pooling(gradient_in_layout(s1))
+        logits: torch.Tensor = self.classifier(pooled.flatten(1))
         return logits
 
     @torch.no_grad()
