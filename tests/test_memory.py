@@ -41,6 +41,7 @@ from pdarts_cli.memory import (
     recommend,
     stage_candidates,
 )
+from pdarts_cli.memory.process import resident_bytes
 from pdarts_cli.memory.profiling import probe_request, run_probe
 from pdarts_cli.registry import op_registry
 from pdarts_cli.schedule import (
@@ -52,7 +53,7 @@ from pdarts_cli.schedule import (
     validate_schedule,
     write_schedule_file,
 )
-from pdarts_cli.searching import SearchOptions, run_search
+from pdarts_cli.searching import SearchOptions, autobatch, run_search
 from pdarts_cli.searching.autobatch import batch_chooser
 from pdarts_cli.searching.events import SearchObserver
 from pdarts_cli.searching.state import RunFiles, read_resume_point
@@ -227,6 +228,7 @@ def test_cli_json_report(tmp_path: Path) -> None:
             "2GiB",
             "--device",
             "cpu",
+            "--confirm",
             "--json",
         ],
     )
@@ -283,6 +285,8 @@ def test_search_batch_size_auto_records_its_choice(tmp_path: Path) -> None:
     schedule_file = tmp_path / "one.json"
     schedule_file.write_text(schedule_json(one_stage()))
     out = tmp_path / "run"
+    # the search runs in this process, whose memory counts against the budget too
+    budget_mib = (resident_bytes() or 0) // MiB + 1024
     result = runner.invoke(
         app,
         [
@@ -298,7 +302,7 @@ def test_search_batch_size_auto_records_its_choice(tmp_path: Path) -> None:
             "--batch-size",
             "auto",
             "--memory-budget",
-            "1GiB",
+            f"{budget_mib}MiB",
             "--device",
             "cpu",
         ],
@@ -309,7 +313,7 @@ def test_search_batch_size_auto_records_its_choice(tmp_path: Path) -> None:
     assert 1 <= chosen <= one_stage().stages[0].batch_size
     run = json.loads((out / "run.json").read_text())
     assert run["options"]["auto_batch_size"] is True
-    assert run["options"]["memory_budget_bytes"] == GiB
+    assert run["options"]["memory_budget_bytes"] == budget_mib * MiB
 
 
 def test_search_batch_size_must_be_a_number_or_auto() -> None:
@@ -409,6 +413,7 @@ def test_batch_size_auto_profiles_a_stage_with_its_survivors(
         return Measurement(batch, (500 + batch) * MiB, (500 + batch) * MiB, images_per_half=700)
 
     monkeypatch.setattr(profiling, "run_probe", probe)
+    monkeypatch.setattr(autobatch, "search_resident_bytes", lambda: None)
     cpu = torch.device("cpu")
     env = RunContext(resolve_dataset("digits"), cpu, Precision("cpu", None), False, "digits")
     options = SearchOptions(
@@ -446,6 +451,7 @@ def _chooser(
 ) -> tuple[Callable[..., Schedule], list[dict[str, object]]]:
     requests: list[dict[str, object]] = []
     monkeypatch.setattr(profiling, "run_probe", _affine_probe(requests))
+    monkeypatch.setattr(autobatch, "search_resident_bytes", lambda: None)
     cpu = torch.device("cpu")
     env = RunContext(resolve_dataset("digits"), cpu, Precision("cpu", None), False, "digits")
     search_options = SearchOptions(
@@ -558,7 +564,7 @@ def test_the_json_report_names_the_candidates() -> None:
     first, second, _ = report["stages"]
     assert (first["candidates"], first["ops"]) == ("all", list(DARTS_OPS))
     assert second["candidates"] == "upper bound"
-    assert set(second["ops"]) == CONVOLUTIONS | {"max_pool_3x3"}
+    assert set(second["ops"]) == CONVOLUTIONS | {"skip_connect"}
     assert "normal" not in second  # the same ops on every edge: ``ops`` says it all
 
 
@@ -695,22 +701,72 @@ def test_the_cpu_default_budget_is_the_ram_available_now_less_the_margin(
     assert fit.available_ram_bytes() == total
 
 
+@pytest.mark.parametrize("confirm", [False, True])
 def test_profile_memory_reports_every_child_run_with_an_eta(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, confirm: bool
 ) -> None:
     from pdarts_cli.memory import ProbeReport
 
     monkeypatch.setattr(profiling, "run_probe", _affine_probe([]))
     reports: list[ProbeReport] = []
     schedule = load_schedule("quick")
-    profiling.profile_memory(schedule, [8, 16], 2 * GiB, "cpu", "digits", report=reports.append)
-    per_stage = ["measure", "measure", "idle", "confirm"]  # 2 batches, the baseline, the pick
-    assert [r.kind for r in reports] == per_stage * len(schedule.stages)
-    assert [r.stage for r in reports] == [k for k in (1, 2, 3) for _ in per_stage]
-    assert [r.done for r in reports] == list(range(1, 13))
-    assert {r.total for r in reports} == {12}
+    profiling.profile_memory(
+        schedule, [8, 16], 2 * GiB, "cpu", "digits", report=reports.append, confirm=confirm
+    )
+    # the idle baseline once, then per stage 2 batches and, when asked, the pick
+    per_stage = ["measure", "measure", *(["confirm"] if confirm else [])]
+    assert [r.kind for r in reports] == ["idle", *per_stage * len(schedule.stages)]
+    assert [r.stage for r in reports] == [1, *(k for k in (1, 2, 3) for _ in per_stage)]
+    total = 1 + 3 * len(per_stage)
+    assert [r.done for r in reports] == list(range(1, total + 1))
+    assert {r.total for r in reports} == {total}
     assert reports[-1].eta_seconds == 0
     assert all(r.eta_seconds >= 0 for r in reports)
+
+
+def test_the_cpu_measures_small_batches_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    requests: list[dict[str, object]] = []
+    monkeypatch.setattr(profiling, "run_probe", _affine_probe(requests))
+    result = profiling.profile_memory(load_schedule("quick"), None, 2 * GiB, "cpu", "digits")
+    measured = [r["batch_size"] for r in requests if not r["idle"]]
+    assert measured == [4, 8, 16] * 3
+    assert all(stage.confirmation is None for stage in result.stages)
+
+
+def test_what_the_search_process_holds_counts_against_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """500 MiB + 1 MiB per image in a child whose idle baseline is 504 MiB; a search process
+    that holds 300 MiB more than that leaves 300 fewer images in a 1,000 MiB budget."""
+    monkeypatch.setattr(profiling, "run_probe", _affine_probe([]))
+    schedule = one_stage()
+
+    def pick(resident_bytes: int | None) -> StageProfile:
+        return profile_stage(
+            schedule, 0, [4, 8, 16], 1000 * MiB, "cpu", "digits", resident_bytes=resident_bytes
+        )
+
+    alone, beside = pick(None), pick(804 * MiB)
+    assert alone.recommended_batch == 500
+    assert beside.overhead_bytes == 300 * MiB
+    assert beside.largest_fitting_batch == 200
+    assert beside.predict(200) == pytest.approx(1000 * MiB)
+    assert pick(100 * MiB).overhead_bytes == 0  # a smaller process is no credit
+
+
+def test_a_cpu_probe_adds_the_optimizer_state_of_a_second_iteration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    child = {"peak_rss_bytes": 900 * MiB, "optimizer_state_bytes": 7 * MiB, "batch_size": 8}
+    done = subprocess.CompletedProcess([], 0, stdout=json.dumps(child) + "\n", stderr="")
+    monkeypatch.setattr(profiling.subprocess, "run", lambda *a, **k: done)
+    measured = run_probe({"batch_size": 8}, cuda=False)
+    assert measured.peak_bytes == 907 * MiB
+    assert measured.rss_bytes == 900 * MiB
+    from pdarts_cli.memory.probe import optimizer_state_bytes
+
+    weights, alphas = [torch.zeros(10, 3)], [torch.zeros(14, 8), torch.zeros(14, 8)]
+    assert optimizer_state_bytes(weights, alphas) == 4 * (30 + 2 * 224)
 
 
 def test_each_child_run_is_one_line_with_the_runs_left() -> None:

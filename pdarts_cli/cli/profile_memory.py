@@ -39,8 +39,13 @@ def profile_memory(
     ] = None,
     data_dir: Annotated[Path | None, data_dir_option()] = None,
     batch_sizes: Annotated[
-        str, typer.Option("--batch-sizes", help="Comma-separated batch sizes to measure.")
-    ] = "16,32,64",
+        str | None,
+        typer.Option(
+            "--batch-sizes",
+            help="Comma-separated batch sizes to measure (default: 4,8,16 on the CPU, "
+            "16,32,64 on a GPU).",
+        ),
+    ] = None,
     budget: Annotated[
         str | None,
         typer.Option(
@@ -53,6 +58,10 @@ def profile_memory(
     threads: Annotated[str | None, threads_option()] = None,
     checkpoint_cells: Annotated[
         bool, typer.Option("--checkpoint-cells", help="Profile with cell checkpointing on.")
+    ] = False,
+    confirm: Annotated[
+        bool,
+        typer.Option("--confirm", help="Measure each stage again at its pick (slow on a CPU)."),
     ] = False,
     write_schedule: Annotated[
         Path | None,
@@ -70,16 +79,17 @@ def profile_memory(
     """Measure each stage's peak memory; pick batches that fit.
 
     Each measurement runs in a fresh child process: one search iteration (alpha step and
-    weight step) of every stage at several batch sizes. A fit of memory = a + b * batch gives
-    each stage the largest batch within the budget and at most the schedule's, measured again
-    to confirm. Which ops survive is known only during a search, so later stages hold the k
-    most memory-hungry candidates on every edge (k: the stage's ops per edge), an upper bound.
+    weight step) of every stage at a few small batch sizes (two iterations on a GPU). A fit
+    of memory = a + b * batch gives each stage the largest batch within the budget and at
+    most the schedule's; --confirm measures it again. Which ops survive is known only during
+    a search, so later stages hold the k most memory-hungry candidates on every edge (k: the
+    stage's ops per edge), an upper bound.
     """
     from pdarts_cli.memory import parse_batch_sizes, parse_size, schedule_with_picks
     from pdarts_cli.memory import profile_memory as profile
     from pdarts_cli.schedule import load_schedule, write_schedule_file
 
-    sizes = parse_batch_sizes(batch_sizes)
+    sizes = parse_batch_sizes(batch_sizes) if batch_sizes is not None else None
     budget_bytes = parse_size(budget) if budget is not None else None
     resolved = load_schedule(schedule)
     if checkpoint_cells:
@@ -101,6 +111,7 @@ def profile_memory(
         data_dir,
         threads=thread_count,
         report=show if progress.is_terminal and not as_json else None,
+        confirm=confirm,
     )
     if write_schedule is not None:
         write_schedule_file(schedule_with_picks(resolved, result), write_schedule)

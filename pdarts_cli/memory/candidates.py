@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
+from pdarts_ops import ZERO_OP
+
 from pdarts_cli.memory.results import CandidateSource, EdgeOps, StageCandidates
 from pdarts_cli.schedule import Schedule
 
@@ -14,24 +16,31 @@ RANKING_INPUT_SHAPE = (2, 8, 16, 16)  # batch, channels, height, width: enough t
 
 def saved_activation_bytes(name: str, stride: int) -> int:
     """Bytes of the tensors autograd saves for the backward pass in one forward of op ``name``,
-    built as a search edge holds it (pools followed by their BatchNorm), on a small input.
+    built and run as a search edge runs it (pools followed by their BatchNorm, the edge weight
+    fused into it), on a small input.
 
     These saved activations are what a candidate adds to a search step's peak. Each storage
     counts once; the input (shared by every candidate of the edge) and the op's parameters and
     buffers (no activations) do not count. Sizes do not depend on the values; the caller's
     random state is left as it was.
     """
+    if name == ZERO_OP:
+        return 0  # skipped on an edge that holds anything else
     import torch
+    from torch import nn
 
     from pdarts_cli.registry import op_registry
-    from pdarts_cli.searching.supernet import build_candidate
+    from pdarts_cli.searching.supernet import MixedOp, build_candidate
 
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
         channels = RANKING_INPUT_SHAPE[1]
-        op = build_candidate(name, op_registry().get(name), channels, stride).train()
+        op = build_candidate(name, op_registry().get(name), channels, stride)
+        edge = MixedOp(nn.ModuleList([op]), (name,)).train()
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(RANKING_INPUT_SHAPE, generator=generator, requires_grad=True)
-        not_activations = {t.untyped_storage().data_ptr() for t in (x, *op.state_dict().values())}
+        weight = torch.ones(1, requires_grad=True)
+        kept = (x, weight, *op.state_dict().values())
+        not_activations = {t.untyped_storage().data_ptr() for t in kept}
         saved: dict[int, int] = {}
 
         def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -41,7 +50,7 @@ def saved_activation_bytes(name: str, stride: int) -> int:
             return tensor
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            out = op(x)
+            out = edge(x, weight)
         del out
     return sum(saved.values())
 

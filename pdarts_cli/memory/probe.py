@@ -9,36 +9,31 @@ the data and the device; ``idle`` stops after torch is imported and the data bui
 from __future__ import annotations
 
 import json
-import resource
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pdarts_cli.memory.process import peak_rss_bytes
 from pdarts_cli.threads import choose_threads, using_threads
 
 if TYPE_CHECKING:
+    import torch
+
     from pdarts_cli.schedule import Schedule
     from pdarts_cli.searching.supernet import CellCandidates
 
 SYNTHETIC_SHAPE = (3, 32, 32)  # CIFAR-sized images when no dataset is named
 SYNTHETIC_CLASSES = 10
-ITERATIONS = 2  # the second iteration allocates the optimisers' state: the steady peak
+# On CUDA, two iterations: the second holds the optimisers' state, the steady peak. On the
+# CPU one, plus the bytes that state takes (``optimizer_state_bytes``): the same peak, sooner.
+CUDA_ITERATIONS = 2
 
 
-def peak_rss_bytes() -> int:
-    """This process's own peak resident memory.
-
-    Linux's ``VmHWM`` is the high-water mark of the current address space; ``ru_maxrss``
-    would also carry the parent's resident size at fork/exec, so a child started by a large
-    process would report at least that.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+def optimizer_state_bytes(weights: Sequence[torch.Tensor], alphas: Sequence[torch.Tensor]) -> int:
+    """What the optimisers allocate at their first step: SGD's momentum buffer for every
+    weight, Adam's two moments for every alpha."""
+    weight_bytes = sum(p.numel() * p.element_size() for p in weights)
+    return weight_bytes + 2 * sum(p.numel() * p.element_size() for p in alphas)
 
 
 def requested_candidates(
@@ -104,8 +99,11 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         stage = build_stage(schedule, index, normal, reduce, ctx)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        for _ in range(ITERATIONS):
+        for _ in range(CUDA_ITERATIONS if device.type == "cuda" else 1):
             search_step(schedule, stage, batch, alpha_batch, ctx)
+        if device.type != "cuda":
+            alphas = stage.network.arch_parameters()
+            result["optimizer_state_bytes"] = optimizer_state_bytes(stage.weights, alphas)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         result["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(device)

@@ -1,5 +1,6 @@
 """Measuring: each batch size of a stage in its own child process (``pdarts_cli.memory.probe``),
-then the fit, the pick within the budget and a confirming measurement at the pick."""
+then the fit, the pick within the budget and, when asked, a confirming measurement at the
+pick."""
 
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ def run_probe(request: dict[str, Any], cuda: bool) -> Measurement:
             return Measurement(batch, None, error=f"out of memory ({last})")
         raise RuntimeError(f"memory probe failed at batch {batch}: {last}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
-    peak = data["cuda_max_reserved_bytes"] if cuda else data["peak_rss_bytes"]
+    state = data.get("optimizer_state_bytes", 0)  # one CPU iteration: add what a second holds
+    peak = data["cuda_max_reserved_bytes"] if cuda else data["peak_rss_bytes"] + state
     return Measurement(
         batch_size=batch,
         peak_bytes=peak,
@@ -87,9 +89,23 @@ def run_probe(request: dict[str, Any], cuda: bool) -> Measurement:
     )
 
 
-def runs_per_stage(batch_sizes: list[int], confirm: bool) -> int:
-    """Child runs of one stage: each batch size, the idle baseline, the confirmation."""
-    return len(batch_sizes) + 1 + int(confirm)
+CPU_BATCH_SIZES = (4, 8, 16)  # one iteration each: a CPU profile in about a minute
+CUDA_BATCH_SIZES = (16, 32, 64)
+
+
+def default_batch_sizes(device: str) -> list[int]:
+    """The batches a profile measures when not told: small on the CPU, where peak memory is
+    as affine in the batch as anywhere and every image costs seconds; larger on a GPU."""
+    from pdarts_cli.device import resolve_device
+
+    cuda = resolve_device(device).type == "cuda"
+    return list(CUDA_BATCH_SIZES if cuda else CPU_BATCH_SIZES)
+
+
+def runs_per_stage(batch_sizes: list[int], confirm: bool, idle: bool = True) -> int:
+    """Child runs of one stage: each batch size, the idle baseline (unless measured once for
+    every stage), the confirmation."""
+    return len(batch_sizes) + int(idle) + int(confirm)
 
 
 class ProbeProgress:
@@ -120,22 +136,27 @@ def profile_stage(
     dataset: str | None = None,
     data_dir: Path | None = None,
     cuda: bool = False,
-    confirm: bool = True,
+    confirm: bool = False,
     normal: EdgeOps | None = None,
     reduce: EdgeOps | None = None,
     max_batch: int | None = None,
     progress: ProbeProgress | None = None,
+    idle: Measurement | None = None,
+    resident_bytes: int | None = None,
 ) -> StageProfile:
-    """Measure one stage (0-based ``index``) at each batch size, fit, recommend, confirm.
+    """Measure one stage (0-based ``index``) at each batch size, fit, recommend and, with
+    ``confirm``, measure the pick.
 
     ``normal`` and ``reduce``: the per-edge candidates the stage will hold (a search knows
     them); without them, see ``stage_candidates``. The recommendation is the largest batch
     within the budget and the data's weight half, at most ``max_batch``. ``progress`` hears of
-    every child run as it finishes.
+    every child run as it finishes. ``idle``: the idle baseline, when already measured.
+    ``resident_bytes``: the memory of the process that will run the stage (a search's own,
+    on the CPU); what it holds beyond an idle child counts against the budget too.
     """
     config = schedule.stages[index]
     candidates = stage_candidates(schedule, index, normal, reduce)
-    progress = progress or ProbeProgress(runs_per_stage(batch_sizes, confirm))
+    progress = progress or ProbeProgress(runs_per_stage(batch_sizes, confirm, idle is None))
 
     def probe(batch: int, kind: ProbeKind = "measure") -> Measurement:
         idle = kind == "idle"
@@ -146,7 +167,9 @@ def profile_stage(
         return measurement
 
     measurements = [probe(b) for b in batch_sizes]
-    idle = probe(batch_sizes[0], "idle")
+    idle = idle or probe(batch_sizes[0], "idle")
+    idle_bytes = idle.rss_bytes or 0
+    overhead = max(0, resident_bytes - idle_bytes) if resident_bytes is not None else 0
     points = [(m.batch_size, m.peak_bytes) for m in measurements if m.peak_bytes is not None]
     if len(points) < 2:
         raise PdartsError(
@@ -154,13 +177,13 @@ def profile_stage(
             "try smaller --batch-sizes"
         )
     slope, intercept = fit_affine(points)
-    fitting = recommend(slope, intercept, budget_bytes)
+    fitting = recommend(slope, intercept + overhead, budget_bytes)
     available = measurements[0].images_per_half
     if available is not None:
         fitting = min(fitting, available)
     recommended = fitting if max_batch is None else min(fitting, max_batch)
     if recommended < 1:
-        needs = intercept + slope
+        needs = intercept + overhead + slope
         raise PdartsError(
             f"stage {index + 1} needs about {mib(needs):.0f} MiB at batch 1, more than the "
             f"budget of {mib(budget_bytes):.0f} MiB"
@@ -172,9 +195,10 @@ def profile_stage(
         ops_per_edge=config.ops_per_edge,
         channels=config.channels,
         measurements=tuple(measurements),
-        idle_bytes=idle.rss_bytes or 0,
+        idle_bytes=idle_bytes,
         slope_bytes=slope,
         intercept_bytes=intercept,
+        overhead_bytes=overhead,
         recommended_batch=recommended,
         confirmation=confirmation,
         candidates=candidates,
@@ -182,28 +206,49 @@ def profile_stage(
     )
 
 
+def _idle_baseline(
+    schedule: Schedule,
+    batch: int,
+    dataset: str | None,
+    data_dir: Path | None,
+    device: str,
+    cuda: bool,
+    progress: ProbeProgress,
+) -> Measurement:
+    """One child that imports torch and builds the data, the same for every stage."""
+    candidates = stage_candidates(schedule, 0)
+    request = probe_request(schedule, 0, batch, dataset, data_dir, device, True, candidates)
+    started = time.perf_counter()
+    measurement = run_probe(request, cuda)
+    progress.finished(1, "idle", measurement, time.perf_counter() - started)
+    return measurement
+
+
 def profile_memory(
     schedule: Schedule,
-    batch_sizes: list[int],
+    batch_sizes: list[int] | None = None,
     budget_bytes: int | None = None,
     device: str = "auto",
     dataset: str | None = None,
     data_dir: Path | None = None,
     threads: ThreadRequest | None = None,
     report: Callable[[ProbeReport], None] | None = None,
+    confirm: bool = False,
 ) -> MemoryProfile:
-    """Every stage of ``schedule``, measured at ``batch_sizes``, the children computing with
-    ``threads`` CPU threads (see ``pdarts_cli.threads``); ``report`` hears of every child run
-    as it finishes, with an estimate of the time left.
+    """Every stage of ``schedule``, measured at ``batch_sizes`` (default: see
+    ``default_batch_sizes``), the children computing with ``threads`` CPU threads (see
+    ``pdarts_cli.threads``); ``report`` hears of every child run as it finishes, with an
+    estimate of the time left. ``confirm`` measures each stage again at its pick.
 
     Each stage's recommendation is at most the schedule's batch, as ``--batch-size auto``
     picks (lower a batch to fit a smaller device, never raise it silently).
     """
-    total = len(schedule.stages) * runs_per_stage(batch_sizes, confirm=True)
+    sizes = batch_sizes or default_batch_sizes(device)
+    total = 1 + len(schedule.stages) * runs_per_stage(sizes, confirm, idle=False)
     progress = ProbeProgress(total, report)
     with using_threads(choose_threads(threads).threads):
         return _profile_memory(
-            schedule, batch_sizes, budget_bytes, device, dataset, data_dir, progress
+            schedule, sizes, budget_bytes, device, dataset, data_dir, progress, confirm
         )
 
 
@@ -215,12 +260,16 @@ def _profile_memory(
     dataset: str | None,
     data_dir: Path | None,
     progress: ProbeProgress,
+    confirm: bool,
 ) -> MemoryProfile:
     from pdarts_cli.device import resolve_device
 
     resolved = resolve_device(device)
     cuda = resolved.type == "cuda"
     budget = budget_bytes if budget_bytes is not None else device_budget(device)
+    idle = _idle_baseline(
+        schedule, batch_sizes[0], dataset, data_dir, str(resolved), cuda, progress
+    )
     stages = tuple(
         profile_stage(
             schedule,
@@ -231,8 +280,10 @@ def _profile_memory(
             dataset,
             data_dir,
             cuda,
+            confirm=confirm,
             max_batch=stage.batch_size,
             progress=progress,
+            idle=idle,
         )
         for k, stage in enumerate(schedule.stages)
     )

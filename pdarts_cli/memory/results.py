@@ -67,9 +67,11 @@ class StageProfile:
     confirmation: Measurement | None
     candidates: StageCandidates
     largest_fitting_batch: int | None = None  # before the cap
+    overhead_bytes: int = 0  # what the running process holds beyond an idle child
 
     def predict(self, batch_size: int) -> float:
-        return self.intercept_bytes + self.slope_bytes * batch_size
+        """The peak of the process that runs the stage at ``batch_size``."""
+        return self.intercept_bytes + self.overhead_bytes + self.slope_bytes * batch_size
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def _stage_dict(stage: StageProfile) -> dict[str, Any]:
         "idle_bytes": stage.idle_bytes,
         "slope_bytes_per_image": stage.slope_bytes,
         "intercept_bytes": stage.intercept_bytes,
+        "overhead_bytes": stage.overhead_bytes,
         "measurements": [dataclasses.asdict(m) for m in stage.measurements],
         "recommended_batch": recommended,
         "largest_fitting_batch": stage.largest_fitting_batch,

@@ -47,6 +47,16 @@ def with_stage_batch(schedule: Schedule, index: int, batch_size: int, scale_lr: 
     return schedule.model_copy(update={"stages": tuple(stages)})
 
 
+def search_resident_bytes() -> int | None:
+    """What this search process holds on the CPU as a stage starts (the data, the records,
+    torch), once the pages the last stage freed are handed back: a budget is a promise about
+    the whole process, not only about the step a child measures."""
+    from pdarts_cli.memory.process import release_free_memory, resident_bytes
+
+    release_free_memory()
+    return resident_bytes()
+
+
 def batch_chooser(
     options: SearchOptions, ctx: RunContext, files: RunFiles, observer: SearchObserver
 ) -> BatchChooser | None:
@@ -57,6 +67,7 @@ def batch_chooser(
     from pdarts_cli.memory import device_budget, mib, profile_stage
 
     budget = options.memory_budget_bytes or device_budget(str(ctx.device))
+    cuda = ctx.device.type == "cuda"
 
     def choose(
         schedule: Schedule, index: int, normal: CellCandidates, reduce: CellCandidates
@@ -70,11 +81,11 @@ def batch_chooser(
             str(ctx.device),
             options.dataset,
             options.data_dir,
-            cuda=ctx.device.type == "cuda",
-            confirm=False,
+            cuda=cuda,
             normal=normal,
             reduce=reduce,
             max_batch=batch_cap(schedule, index, options, data_halves(schedule, ctx)),
+            resident_bytes=None if cuda else search_resident_bytes(),
         )
         batch = profile.recommended_batch
         assert batch is not None
