@@ -9,8 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from pdarts_cli.device import Precision
 from pdarts_cli.registry import op_registry
 from pdarts_cli.schedule import DARTS_OPS
+from pdarts_cli.searching.architect import first_order_grads
+from pdarts_cli.searching.depthwise import run_conv
 from pdarts_cli.searching.fused import plan_candidate
 from pdarts_cli.searching.supernet import MixedOp, SearchNetwork, build_candidate
 
@@ -147,3 +150,43 @@ def test_network_gradients_match_the_plain_network() -> None:
 def _plain_forward(self: MixedOp, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     out: torch.Tensor = plain_sum(self.ops, DARTS_OPS, x, weights)
     return out
+
+
+@pytest.mark.parametrize(
+    ("kernel", "dilation", "stride"),
+    [(3, 2, 1), (5, 2, 1), (3, 2, 2), (5, 2, 2), (3, 3, 1), (3, 1, 1), (5, 1, 2)],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_depthwise_rewrites_compute_the_convolution(
+    kernel: int, dilation: int, stride: int, channels_last: bool
+) -> None:
+    torch.manual_seed(0)
+    padding = dilation * (kernel - 1) // 2
+    conv = nn.Conv2d(CHANNELS, CHANNELS, kernel, stride, padding, dilation, CHANNELS, False)
+    x, _ = inputs(channels_last)
+    out = run_conv(conv, x)
+    expected = conv(x)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    grad = torch.randn_like(expected)
+    got = torch.autograd.grad(out, [x, conv.weight], grad)
+    want = torch.autograd.grad(expected, [x, conv.weight], grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+    (input_only,) = torch.autograd.grad(run_conv(conv.requires_grad_(False), x), [x], grad)
+    torch.testing.assert_close(input_only, want[0], rtol=1e-5, atol=1e-5)
+
+
+def test_the_first_order_alpha_step_freezes_the_weights_only_while_it_runs() -> None:
+    torch.manual_seed(0)
+    factories = {name: op_registry().get(name) for name in DARTS_OPS}
+    edges = tuple(DARTS_OPS for _ in range(14))
+    network = SearchNetwork(4, 10, 3, 1, edges, edges, factories).train()
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(4)
+    reference = copy.deepcopy(network)
+    loss = nn.functional.cross_entropy(reference(x), y)
+    expected = torch.autograd.grad(loss, reference.arch_parameters())
+    grads, _, _ = first_order_grads(network, x, y, Precision("cpu", None))
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    assert all(p.requires_grad for p in network.parameters())

@@ -1,10 +1,14 @@
 """Architecture (alpha) steps: first order as P-DARTS, second order as DARTS's unrolled step.
 
-The first-order step asks autograd for the alphas' gradients only, so no weight gradients are
-built and thrown away.
+The first-order step runs its forward pass with the weights frozen and asks autograd for the
+alphas' gradients only, so no weight gradients are built and thrown away (not even by the
+supernet's own autograd functions, which see that the weights need none).
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +28,19 @@ def _loss(
     return F.cross_entropy(logits.float(), y), logits.detach()
 
 
+@contextlib.contextmanager
+def frozen(params: list[torch.nn.Parameter]) -> Iterator[None]:
+    """``params`` need no gradient while inside (the forward pass records none for them)."""
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
 def first_order_grads(
     network: SearchNetwork,
     x: torch.Tensor,
@@ -33,7 +50,8 @@ def first_order_grads(
 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Alpha gradients of the loss on an alpha batch, at the current weights (scaled by
     ``scaler`` under fp16)."""
-    loss, logits = _loss(network, x, y, precision)
+    with frozen(network.weight_parameters()):
+        loss, logits = _loss(network, x, y, precision)
     target = scaler.scale(loss) if scaler is not None else loss
     grads = torch.autograd.grad(target, network.arch_parameters())
     return list(grads), loss.detach(), logits

@@ -99,7 +99,7 @@ def _weighted_candidate(
     assert plan.norm is not None
     if plan.recomputable:
         return scaled_batch_norm(x, weight, plan.norm, plan.body)
-    return scaled_batch_norm(run_body(plan, x, norm=False), weight, plan.norm)
+    return scaled_batch_norm(run_body(plan, x, norm=False, fast=True), weight, plan.norm)
 
 
 class SearchCell(nn.Module):
