@@ -30,7 +30,7 @@ def _loss(
 
 @contextlib.contextmanager
 def frozen(params: list[torch.nn.Parameter]) -> Iterator[None]:
-    """``params`` need no gradient while inside (the forward pass records none for them)."""
+    """``params`` need no gradient while inside (autograd records none for them)."""
     flags = [p.requires_grad for p in params]
     try:
         for p in params:
@@ -50,10 +50,11 @@ def first_order_grads(
 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Alpha gradients of the loss on an alpha batch, at the current weights (scaled by
     ``scaler`` under fp16)."""
+    # frozen through the backward pass too: checkpointed cells rerun their forward there
     with frozen(network.weight_parameters()):
         loss, logits = _loss(network, x, y, precision)
-    target = scaler.scale(loss) if scaler is not None else loss
-    grads = torch.autograd.grad(target, network.arch_parameters())
+        target = scaler.scale(loss) if scaler is not None else loss
+        grads = torch.autograd.grad(target, network.arch_parameters())
     return list(grads), loss.detach(), logits
 
 
