@@ -10,6 +10,7 @@ from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_pre
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.files import atomic_write_text
 from pdarts_cli.provenance import run_record
+from pdarts_cli.runlock import check_unlocked, run_lock
 from pdarts_cli.runlog import RUN_FILE, SCHEDULE_FILE, create_run_dir, read_json, write_json
 from pdarts_cli.schedule import Schedule, schedule_json, validate_schedule
 from pdarts_cli.searching.autobatch import batch_chooser
@@ -106,15 +107,19 @@ def _run_search(
         check_batches(schedule, data_halves(schedule, ctx), options.force_batch)
     files = RunFiles(None)
     if out_dir is not None:
+        if Path(out_dir).is_dir():
+            check_unlocked(Path(out_dir))  # --force never replaces a run that is running
         run_dir = create_run_dir(Path(out_dir), force)
-        options_record = options.model_dump(mode="json")
-        record = run_record("search", options_record, ctx.device, threads=threads.to_dict())
-        write_json(run_dir / RUN_FILE, record)
-        atomic_write_text(run_dir / SCHEDULE_FILE, schedule_json(schedule))
         files = RunFiles(run_dir)
-    announce(ctx, observer, threads)
-    chooser = batch_chooser(options, ctx, files, observer)
-    return run_stages(schedule, ctx, files, observer, choose_batch=chooser)
+    with run_lock(files.run_dir):
+        if files.run_dir is not None:
+            options_record = options.model_dump(mode="json")
+            record = run_record("search", options_record, ctx.device, threads=threads.to_dict())
+            write_json(files.run_dir / RUN_FILE, record)
+            atomic_write_text(files.run_dir / SCHEDULE_FILE, schedule_json(schedule))
+        announce(ctx, observer, threads)
+        chooser = batch_chooser(options, ctx, files, observer)
+        return run_stages(schedule, ctx, files, observer, choose_batch=chooser)
 
 
 def resume_search(
@@ -136,7 +141,7 @@ def resume_search(
         return finished_result(run_dir)
     options = SearchOptions.model_validate(resumed_options(run, device=device, data_dir=data_dir))
     choice = resumed_threads(run.get("torch_threads"), threads)
-    with using_threads(choice.threads):
+    with run_lock(run_dir), using_threads(choice.threads):
         ctx = search_context(schedule, options)
         announce(ctx, observer, choice)
         warning = threads_warning(run)

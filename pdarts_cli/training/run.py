@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pdarts_cli.context import resume_record, resumed_options, threads_warning
+from pdarts_cli.context import RunContext, resume_record, resumed_options, threads_warning
 from pdarts_cli.data import DatasetInfo, resolve_dataset
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.files import atomic_write_text
 from pdarts_cli.genotype import Genotype, genotype_json, read_genotype_file
 from pdarts_cli.provenance import run_record
+from pdarts_cli.runlock import check_unlocked, run_lock
 from pdarts_cli.runlog import (
     GENOTYPE_FILE,
     METRICS_FILE,
@@ -118,23 +119,27 @@ def _run_training(
     env = train_context(recipe, options)
     state = new_state(genotype, recipe, env)  # refuses a recipe that does not fit first
     if env.dist.is_main:
+        if run_dir.is_dir():
+            check_unlocked(run_dir)  # --force never replaces a run that is running
         create_run_dir(run_dir, force)
-        record = run_record(
-            "train",
-            options.model_dump(mode="json"),
-            env.device,
-            world_size=env.dist.world_size,
-            threads=threads.to_dict(),
+    with run_lock(run_dir, enabled=env.dist.is_main):
+        if env.dist.is_main:
+            record = run_record(
+                "train",
+                options.model_dump(mode="json"),
+                env.device,
+                world_size=env.dist.world_size,
+                threads=threads.to_dict(),
+            )
+            write_json(run_dir / RUN_FILE, record)
+            atomic_write_text(run_dir / RECIPE_FILE, recipe_json(recipe))
+            atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
+        cpu = f", {describe_threads(threads)}" if env.device.type == "cpu" else ""
+        observer.note(
+            f"training on {env.device} ({env.precision.label}{cpu}), {env.dist.world_size} "
+            f"process(es), {count_parameters(state.model):,} parameters"
         )
-        write_json(run_dir / RUN_FILE, record)
-        atomic_write_text(run_dir / RECIPE_FILE, recipe_json(recipe))
-        atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
-    cpu = f", {describe_threads(threads)}" if env.device.type == "cpu" else ""
-    observer.note(
-        f"training on {env.device} ({env.precision.label}{cpu}), {env.dist.world_size} "
-        f"process(es), {count_parameters(state.model):,} parameters"
-    )
-    return fit(genotype, recipe, env, run_dir, state, observer)
+        return fit(genotype, recipe, env, run_dir, state, observer)
 
 
 def resume_training(
@@ -169,6 +174,18 @@ def _resume_training(
     recipe = read_recipe_file(run_dir / RECIPE_FILE)
     options = TrainOptions.model_validate(resumed_options(run, device=device, data_dir=data_dir))
     env = train_context(recipe, options)
+    with run_lock(run_dir, enabled=env.dist.is_main):
+        return _continue_training(run_dir, run, saved, recipe, env, observer)
+
+
+def _continue_training(
+    run_dir: Path,
+    run: dict[str, Any],
+    saved: Genotype,
+    recipe: Recipe,
+    env: RunContext,
+    observer: TrainObserver,
+) -> TrainState:
     state = new_state(saved, recipe, env)
     if (run_dir / LAST_FILE).exists():
         load_last(run_dir / LAST_FILE, state, saved)
