@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pdarts_cli.errors import ArtifactError
-from pdarts_cli.files import read_text
+from pdarts_cli.files import parse_json, read_text
 from pdarts_cli.registry import KnownOps
 from pdarts_cli.topology import CELL_TYPES, edges_per_cell
 
@@ -105,10 +105,7 @@ def arch_from_dict(
 
 def read_arch(path: Path, known_ops: Collection[str] | None = None) -> ArchWeights:
     """A ``pdarts-arch/1`` file; op names as :func:`arch_from_dict` checks them."""
-    try:
-        data = json.loads(read_text(path, ArtifactError))
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+    data = parse_json(read_text(path, ArtifactError), ArtifactError, f"{path} is not valid JSON")
     return arch_from_dict(data, source=str(path), known_ops=known_ops)
 
 

@@ -79,6 +79,6 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         raise ArtifactError(f"{path} was not written by pdarts (no '{METADATA_KEY}' metadata)")
     try:
         metadata = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ArtifactError(f"{path} has unreadable metadata ({exc})") from exc
     return tensors, metadata

@@ -7,8 +7,6 @@ Schedules (search) and recipes (training) share this: the file formats, the one-
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,12 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pdarts_cli.errors import ConfigError
-from pdarts_cli.files import read_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from pdarts_cli.files import parse_json, parse_toml, read_text
 
 M = TypeVar("M", bound=BaseModel)
 CONFIG_SUFFIXES = (".toml", ".json")
@@ -83,10 +76,12 @@ def read_config_file(model: type[M], path: Path, what: str) -> M:
     if suffix not in CONFIG_SUFFIXES:
         raise ConfigError(f"{what} files are .toml or .json, got {path}")
     text = read_text(path, ConfigError, what)
-    try:
-        data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot parse {what} {path}: {exc}") from exc
+    name = f"cannot parse {what} {path}"
+    data = (
+        parse_toml(text, ConfigError, name)
+        if suffix == ".toml"
+        else parse_json(text, ConfigError, name)
+    )
     if not isinstance(data, dict):
         raise ConfigError(f"invalid {what} ({path}): expected a table/object at the top level")
     return validate_config(model, data, what, str(path))

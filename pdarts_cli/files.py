@@ -4,23 +4,65 @@ clear error, and every file the tool writes written atomically, here and nowhere
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pdarts_cli.errors import PdartsError
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+# Schedules, genotypes and architectures are kilobytes; anything this large is not one, and is
+# refused before it is read, so that a hostile file costs neither time nor memory.
+MAX_TEXT_BYTES = 16 * 2**20
+
 
 def read_text(path: Path, error: type[PdartsError], what: str = "") -> str:
-    """The UTF-8 text of ``path``; an unreadable or binary file is one ``error`` line."""
+    """The UTF-8 text of ``path``; an unreadable, binary or oversized file is one ``error``
+    line."""
     name = f"{what} {path}" if what else str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_TEXT_BYTES:
+            raise error(
+                f"cannot read {name}: {size:,} bytes, more than the {MAX_TEXT_BYTES:,} a "
+                "schedule, genotype or architecture file may have"
+            )
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise error(f"cannot read {name}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise error(f"cannot read {name}: not UTF-8 text ({exc.reason})") from exc
+
+
+def parse_json(text: str, error: type[PdartsError], failure: str) -> Any:
+    """JSON ``text``; malformed or nested too deep for the parser, one ``error`` line that
+    starts with ``failure``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{failure}: {exc}") from exc
+    except RecursionError as exc:
+        raise error(f"{failure}: nested too deep") from exc
+
+
+def parse_toml(text: str, error: type[PdartsError], failure: str) -> dict[str, Any]:
+    """TOML ``text``; malformed or nested too deep for the parser, one ``error`` line that
+    starts with ``failure``."""
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{failure}: {exc}") from exc
+    except RecursionError as exc:
+        raise error(f"{failure}: nested too deep") from exc
+    return data
 
 
 @contextlib.contextmanager

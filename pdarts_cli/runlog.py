@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pdarts_cli.errors import RunDirError
-from pdarts_cli.files import atomic_write_text
+from pdarts_cli.files import atomic_write_text, parse_json, read_text
 
 RUN_FORMAT = "pdarts-run/1"
 RUN_FILE = "run.json"
@@ -64,12 +64,7 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path} is not valid JSON: {exc}") from exc
+    return parse_json(read_text(path, RunDirError), RunDirError, f"{path} is not valid JSON")
 
 
 class MetricsLog:

@@ -14,6 +14,7 @@ from pdarts_cli.errors import ArtifactError
 from pdarts_cli.genotype.model import Genotype, genotype_from_dict
 
 MAX_RANGE_LENGTH = 64  # a concat range in a DARTS string; bounded before it is expanded
+MAX_DARTS_CHARS = 100_000  # the DARTS genotypes are a few hundred characters
 
 
 def _literal(node: ast.expr, where: str) -> Any:
@@ -42,10 +43,17 @@ def parse_darts(
     text: str, source: str = "genotype", known_ops: Collection[str] | None = None
 ) -> Genotype:
     """Parse ``Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)``."""
+    if len(text) > MAX_DARTS_CHARS:
+        raise ArtifactError(
+            f"{source}: {len(text):,} characters, more than a genotype in DARTS syntax has "
+            f"(at most {MAX_DARTS_CHARS:,})"
+        )
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ArtifactError(f"{source}: not a genotype in DARTS syntax ({exc.msg})") from exc
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, deep nesting
+        raise ArtifactError(f"{source}: not a genotype in DARTS syntax ({exc})") from exc
     call = tree.body
     if not (
         isinstance(call, ast.Call)

@@ -3,12 +3,11 @@ DARTS-syntax string."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from pathlib import Path
 
 from pdarts_cli.errors import ArtifactError
-from pdarts_cli.files import read_text
+from pdarts_cli.files import parse_json, read_text
 from pdarts_cli.genotype.darts_string import parse_darts
 from pdarts_cli.genotype.model import Genotype, genotype_from_dict
 from pdarts_cli.genotype.zoo import ZOO
@@ -17,12 +16,9 @@ from pdarts_cli.genotype.zoo import ZOO
 def read_genotype_file(path: Path, known_ops: Collection[str] | None = None) -> Genotype:
     """A ``pdarts-genotype/1`` JSON file, or a file holding a DARTS-syntax string."""
     text = read_text(path, ArtifactError)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if path.suffix.lower() == ".json":
-            raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+    if path.suffix.lower() != ".json" and not text.lstrip().startswith("{"):
         return parse_darts(text, source=str(path), known_ops=known_ops)
+    data = parse_json(text, ArtifactError, f"{path} is not valid JSON")
     return genotype_from_dict(data, source=str(path), known_ops=known_ops)
 
 
