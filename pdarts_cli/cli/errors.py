@@ -6,11 +6,15 @@ error and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -22,7 +26,34 @@ from pdarts_cli.errors import PdartsError
 P = ParamSpec("P")
 R = TypeVar("R")
 
-INTERRUPTED_EXIT_CODE = 130
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT
+TERMINATED_EXIT_CODE = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler or ``kill`` stopping the run): handled as Ctrl-C, exit 143."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM stops the command the way Ctrl-C does (the last checkpoint is kept,
+    the resume command printed). Only the main thread can take signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_code(exc: KeyboardInterrupt) -> int:
+    return TERMINATED_EXIT_CODE if isinstance(exc, Terminated) else INTERRUPTED_EXIT_CODE
 
 
 def error_console() -> Console:
@@ -35,21 +66,23 @@ def fail(message: str, exit_code: int = 2) -> typer.Exit:
     return typer.Exit(exit_code)
 
 
-def interrupted(command: str, run_dir: Path) -> typer.Exit:
-    """Ctrl-C during a run: say how to continue from the last checkpoint (exit 130).
+def interrupted(command: str, run_dir: Path, exc: KeyboardInterrupt) -> typer.Exit:
+    """Ctrl-C (exit 130) or SIGTERM (exit 143) during a run: say how to continue from the
+    last checkpoint.
 
     ``command`` is what comes between ``pdarts`` and ``--resume``: ``search``, or ``train``
     with its genotype.
     """
     from pdarts_cli.runlog import is_run_dir
 
+    what = "terminated" if isinstance(exc, Terminated) else "interrupted"
     if is_run_dir(run_dir):
         return fail(
-            f"interrupted; the last checkpoint is kept. Continue with: "
+            f"{what}; the last checkpoint is kept. Continue with: "
             f"pdarts {command} --resume {shlex.quote(str(run_dir))}",
-            INTERRUPTED_EXIT_CODE,
+            _stop_code(exc),
         )
-    return fail("interrupted before the run directory was written", INTERRUPTED_EXIT_CODE)
+    return fail(f"{what} before the run directory was written", _stop_code(exc))
 
 
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -58,12 +91,14 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return command(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return command(*args, **kwargs)
         except PdartsError as exc:
             if os.environ.get("PDARTS_DEBUG") == "1":
                 raise
             raise fail(str(exc), exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted", INTERRUPTED_EXIT_CODE) from None
+        except KeyboardInterrupt as exc:
+            what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            raise fail(what, _stop_code(exc)) from None
 
     return wrapper

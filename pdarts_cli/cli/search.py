@@ -183,8 +183,8 @@ def search(
                 observer=observer,
                 threads=thread_count,
             )
-        except KeyboardInterrupt:
-            raise interrupted("search", resume) from None
+        except KeyboardInterrupt as exc:
+            raise interrupted("search", resume, exc) from None
     else:
         if dataset is None:
             raise fail("give --dataset (for example --dataset digits), or --resume RUN_DIR")
@@ -222,8 +222,8 @@ def search(
         run_dir = out or _default_out()
         try:
             result = run_search(resolved, options, run_dir, force=force, observer=observer)
-        except KeyboardInterrupt:
-            raise interrupted("search", run_dir) from None
+        except KeyboardInterrupt as exc:
+            raise interrupted("search", run_dir, exc) from None
     if quiet:
         typer.echo(result.genotype.to_darts())
         return

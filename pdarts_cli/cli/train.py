@@ -279,8 +279,8 @@ def _train(
     observer = rendering if main_rank and not quiet else TrainObserver()
     try:
         state = start(observer)
-    except KeyboardInterrupt:
-        raise interrupted(command, run_dir) from None
+    except KeyboardInterrupt as exc:
+        raise interrupted(command, run_dir, exc) from None
     finally:
         rendering.close()
     if state.history and main_rank and not quiet:
