@@ -31,3 +31,9 @@ class RunDirError(PdartsError):
 
 class ArtifactError(PdartsError):
     """A genotype, architecture or checkpoint file that cannot be read."""
+
+
+class NonFiniteError(PdartsError):
+    """A loss or gradient that is NaN or infinite stopped a run (a failure during work)."""
+
+    exit_code = 1

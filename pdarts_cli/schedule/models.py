@@ -212,6 +212,11 @@ class Schedule(FrozenModel):
         default="auto",
         description="channels_last memory format. auto: on the CPU (faster there), off on CUDA.",
     )
+    nonfinite: Literal["stop", "skip"] = Field(
+        default="stop",
+        description="A step whose gradient is not finite (NaN or inf): stop the run, keeping "
+        "the last checkpoint, or skip the step and go on (AMP-style).",
+    )
 
     @field_validator("candidate_ops")
     @classmethod

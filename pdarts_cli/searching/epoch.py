@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from pdarts_cli.context import RunContext
 from pdarts_cli.data import BatchSource
 from pdarts_cli.device import to_memory_format
+from pdarts_cli.errors import NonFiniteError
 from pdarts_cli.schedule import Schedule
 from pdarts_cli.searching.events import BatchProgress, SearchObserver
-from pdarts_cli.searching.step import Batch, Stage, search_step
+from pdarts_cli.searching.step import Batch, NonFiniteStepError, Stage, search_step
 from pdarts_cli.searching.supernet import SearchNetwork
 from pdarts_cli.seeding import Stream, derive_seed
 
@@ -72,10 +73,19 @@ def train_epoch(
     alpha_seed = derive_seed(schedule.seed, Stream.SEARCH_ALPHA_DATA, stage.index, epoch)
     alpha_stream = endless(alpha_batches, alpha_seed)
     steps = len(weight_batches)
+    skipped_before = stage.skipped_steps
     data_seed = derive_seed(schedule.seed, Stream.SEARCH_WEIGHT_DATA, stage.index, epoch)
     for step, (x, y) in enumerate(weight_batches.epoch(data_seed), start=1):
         alpha_batch = next(alpha_stream) if alpha_stats is not None else None
-        loss, logits, alpha_result = search_step(schedule, stage, (x, y), alpha_batch, ctx)
+        try:
+            loss, logits, alpha_result = search_step(schedule, stage, (x, y), alpha_batch, ctx)
+        except NonFiniteStepError as exc:
+            raise NonFiniteError(
+                f"stage {stage.index + 1}, epoch {epoch + 1}, step {step}: {exc}; the run "
+                "stopped and its last checkpoint is kept. Lower the learning rate "
+                '(weights.lr, alphas.lr), set amp = "off", or set nonfinite = "skip" in the '
+                "schedule to skip such steps"
+            ) from None
         if alpha_stats is not None and alpha_batch is not None and alpha_result is not None:
             alpha_stats.add(*alpha_result, alpha_batch[1])
         train.add(loss, logits, y)
@@ -85,6 +95,12 @@ def train_epoch(
                 stage.index + 1, epoch + 1, config.epochs, step, steps, mean_loss, accuracy, joint
             )
             observer.batch_finished(progress)
+    skipped = stage.skipped_steps - skipped_before
+    if skipped:
+        observer.note(
+            f"stage {stage.index + 1}, epoch {epoch + 1}: {skipped} step(s) skipped for a "
+            "non-finite gradient"
+        )
     return train, alpha_stats
 
 

@@ -35,6 +35,7 @@ class Stage:
     alpha_optimizer: torch.optim.Adam
     scalers: tuple[torch.amp.GradScaler, torch.amp.GradScaler] | None
     weights: list[nn.Parameter]  # the network's weights, listed once for every step to use
+    skipped_steps: int = 0  # alpha or weight steps left out for a non-finite gradient
 
 
 def all_candidates(schedule: Schedule) -> CellCandidates:
@@ -87,25 +88,49 @@ def build_stage(
     return Stage(index, config, network, weight_optimizer, alpha_optimizer, scalers, weights)
 
 
+class NonFiniteStepError(Exception):
+    """A step's gradient is NaN or infinite; the caller knows where in the run it was."""
+
+    def __init__(self, which: str, loss: float) -> None:
+        super().__init__(f"the {which} gradient is not finite (the {which} loss is {loss:.4g})")
+        self.which, self.loss = which, loss
+
+
 def apply_grads(
     params: list[nn.Parameter],
     grads: list[torch.Tensor],
     optimizer: torch.optim.Optimizer,
     clip: float,
     scaler: torch.amp.GradScaler | None,
-) -> None:
-    """Set ``grads``, clip their norm to ``clip`` (unscaled first under a scaler), step."""
+) -> bool:
+    """Set ``grads``, clip their norm to ``clip`` (unscaled first under a scaler), step.
+
+    Without a scaler a gradient that is not finite is not applied and False is returned
+    (under fp16 the scaler skips such steps itself, as it is meant to)."""
     for p, g in zip(params, grads):
         p.grad = g
     if scaler is not None:
         scaler.unscale_(optimizer)
-    nn.utils.clip_grad_norm_(params, clip)
+    norm = nn.utils.clip_grad_norm_(params, clip)
+    if scaler is None and not bool(torch.isfinite(norm)):
+        optimizer.zero_grad(set_to_none=True)
+        return False
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
     else:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    return True
+
+
+def _applied(done: bool, which: str, loss: torch.Tensor, schedule: Schedule, stage: Stage) -> None:
+    """A step left out for a non-finite gradient stops the run unless the schedule skips."""
+    if done:
+        return
+    if schedule.nonfinite == "stop":
+        raise NonFiniteStepError(which, float(loss.detach()))
+    stage.skipped_steps += 1
 
 
 def alpha_step(
@@ -125,7 +150,8 @@ def alpha_step(
     else:
         grads, loss, logits = first_order_grads(network, xa, ya, ctx.precision, alpha_scaler)
     clip = schedule.alphas.grad_clip_norm
-    apply_grads(network.arch_parameters(), grads, stage.alpha_optimizer, clip, alpha_scaler)
+    done = apply_grads(network.arch_parameters(), grads, stage.alpha_optimizer, clip, alpha_scaler)
+    _applied(done, "alpha", loss, schedule, stage)
     return loss, logits
 
 
@@ -150,5 +176,6 @@ def search_step(
     scaled = weight_scaler.scale(loss) if weight_scaler is not None else loss
     grads = list(torch.autograd.grad(scaled, stage.weights))
     clip = schedule.weights.grad_clip_norm
-    apply_grads(stage.weights, grads, stage.weight_optimizer, clip, weight_scaler)
+    done = apply_grads(stage.weights, grads, stage.weight_optimizer, clip, weight_scaler)
+    _applied(done, "weight", loss, schedule, stage)
     return loss.detach(), logits.detach(), alpha_result
