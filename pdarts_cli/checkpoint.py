@@ -7,6 +7,7 @@ types exact, so ``load_state_dict`` gets back what ``state_dict`` gave.
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,8 +62,22 @@ def save_tensors(
 ) -> None:
     """An atomic safetensors file whose metadata holds ``metadata`` as one JSON string."""
     cpu = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    with atomic_replace(path) as temp:
-        save_file(cpu, str(temp), metadata={METADATA_KEY: json.dumps(dict(metadata))})
+    header = json.dumps(dict(metadata))
+    size_bytes = sum(t.nbytes for t in cpu.values()) + len(header)
+    with atomic_replace(path, size_bytes) as temp:
+        try:
+            save_file(cpu, str(temp), metadata={METADATA_KEY: header})
+        except SafetensorError as exc:  # the OS error, as safetensors reports it
+            raise OSError(_errno_of(str(exc)), str(exc)) from exc
+
+
+def _errno_of(message: str) -> int:
+    """The errno a safetensors write error names (its Rust message), else EIO."""
+    if "No space left" in message or "os error 28" in message:
+        return errno.ENOSPC
+    if "Read-only" in message or "os error 30" in message:
+        return errno.EROFS
+    return errno.EIO
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

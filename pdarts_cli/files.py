@@ -4,8 +4,10 @@ clear error, and every file the tool writes written atomically, here and nowhere
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -65,25 +67,54 @@ def parse_toml(text: str, error: type[PdartsError], failure: str) -> dict[str, A
     return data
 
 
+class WriteError(PdartsError):
+    """A file the run must write could not be (a full disk, a read-only folder); the previous
+    version of the file is kept. A failure during work: exit 1."""
+
+    exit_code = 1
+
+
+def write_failure(path: Path, exc: BaseException, size_bytes: int | None) -> WriteError:
+    """One line naming ``path``, the reason and, for a full disk, the space needed."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    message = f"cannot write {path}: {reason}"
+    if full:
+        free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
+        needed = f"about {size_bytes / 2**20:,.1f} MiB" if size_bytes else "more"
+        message += f"; it needs {needed} and {free / 2**20:,.1f} MiB are free"
+    if path.exists():
+        message += f"; the previous {path.name} is kept"
+    return WriteError(message)
+
+
 @contextlib.contextmanager
-def atomic_replace(path: Path) -> Iterator[Path]:
+def atomic_replace(path: Path, size_bytes: int | None = None) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; when the block ends without an error the
     file is flushed to disk and renamed over ``path``, so ``path`` is always either the old
-    file or the whole new one. On an error the temporary file is removed."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    file or the whole new one. On an error the temporary file is removed; an OS error (a full
+    disk, a read-only folder) becomes one ``WriteError`` line, ``size_bytes`` being what the
+    file needs."""
+    try:
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise write_failure(path, exc, size_bytes) from exc
     os.close(handle)
     try:
         yield Path(temp)
         with open(temp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temp, path)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise write_failure(path, exc, size_bytes) from exc
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_replace(path) as temp:
+    with atomic_replace(path, len(data)) as temp:
         temp.write_bytes(data)
 
 

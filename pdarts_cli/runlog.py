@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pdarts_cli.errors import RunDirError
-from pdarts_cli.files import atomic_write_text, parse_json, read_text
+from pdarts_cli.files import atomic_write_text, parse_json, read_text, write_failure
 
 RUN_FORMAT = "pdarts-run/1"
 RUN_FILE = "run.json"
@@ -74,14 +74,26 @@ class MetricsLog:
         self.path = path
 
     def append(self, record: Mapping[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(dict(record)) + "\n")
+        line = json.dumps(dict(record)) + "\n"
+        try:
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(line)
+        except OSError as exc:
+            raise write_failure(self.path, exc, len(line)) from exc
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        lines = [line for line in self.path.read_text(encoding="utf-8").splitlines() if line]
+        records = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                if number == len(lines):  # cut short by a kill or a full disk: written again
+                    break
+                raise RunDirError(f"{self.path} line {number} is not valid JSON: {exc}") from exc
+        return records
 
     def keep(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
         """Drop the records a resumed run will write again."""
