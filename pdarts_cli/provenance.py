@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import re
+import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from pdarts_cli import __version__
+from pdarts_cli.errors import RunDirError
 from pdarts_cli.runlog import RUN_FORMAT
 
 
@@ -49,6 +53,7 @@ def run_record(
     return {
         "format": RUN_FORMAT,
         "kind": kind,
+        "run_id": uuid.uuid4().hex,  # what its checkpoints carry, to be resumed by no other
         "options": dict(options),
         **extra,
         "device": device_description(device),
@@ -56,3 +61,44 @@ def run_record(
         "versions": versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def checkpoint_identity(run: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """What a checkpoint records of the run that wrote it: the run's id, this pdarts version,
+    the dataset and ``fields`` (the schedule or recipe, the seed)."""
+    return {
+        "run_id": run.get("run_id"),
+        "pdarts": __version__,
+        "dataset": run.get("options", {}).get("dataset"),
+        **fields,
+    }
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def check_identity(path: Path, saved: Mapping[str, Any] | None, current: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint written by a newer pdarts, or by another run than ``current``
+    (``checkpoint_identity`` of this run), saying what differs. Checkpoints from before
+    identities were recorded pass."""
+    if not saved:
+        return
+    written_by = str(saved.get("pdarts", "0"))
+    if _version(written_by) > _version(__version__):
+        raise RunDirError(
+            f"{path} was written by pdarts {written_by}, newer than this pdarts "
+            f"{__version__}; upgrade pdarts to resume it"
+        )
+    if not saved.get("run_id") or not current.get("run_id") or saved["run_id"] == current["run_id"]:
+        return
+    fields = [k for k in current if k not in ("run_id", "pdarts")]
+    differs = [
+        f"{k} {saved.get(k)!r} in the checkpoint, {current[k]!r} in this run"
+        for k in fields
+        if saved.get(k) != current[k]
+    ]
+    detail = "; ".join(differs) if differs else "the same settings, but another run"
+    raise RunDirError(
+        f"{path} comes from another run ({detail}); resume that run's directory instead"
+    )

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pdarts_cli.context import RunContext, resume_record, resumed_options, threads_warning
 from pdarts_cli.data import ImageDataset, resolve_dataset, resolve_split
 from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.files import atomic_write_text
-from pdarts_cli.provenance import run_record
+from pdarts_cli.provenance import check_identity, checkpoint_identity, run_record
 from pdarts_cli.runlock import check_unlocked, run_lock
-from pdarts_cli.runlog import RUN_FILE, SCHEDULE_FILE, create_run_dir, read_json, write_json
+from pdarts_cli.runlog import (
+    CHECKPOINT_FILE,
+    RUN_FILE,
+    SCHEDULE_FILE,
+    create_run_dir,
+    read_json,
+    write_json,
+)
 from pdarts_cli.schedule import Schedule, schedule_json, validate_schedule
 from pdarts_cli.searching.autobatch import batch_chooser
 from pdarts_cli.searching.batching import check_batches
@@ -54,6 +62,11 @@ def resolve_for_dataset(schedule: Schedule, dataset: str) -> Schedule:
     schedule.json records it."""
     split = resolve_split(schedule.data.split, dataset)
     return schedule.model_copy(update={"data": schedule.data.model_copy(update={"split": split})})
+
+
+def search_identity(run: dict[str, Any], schedule: Schedule) -> dict[str, Any]:
+    """What this search's checkpoints record of it (see ``provenance.check_identity``)."""
+    return checkpoint_identity(run, schedule=schedule.name, seed=schedule.seed)
 
 
 def announce(ctx: RunContext, observer: SearchObserver, threads: ThreadChoice) -> None:
@@ -106,15 +119,16 @@ def _run_search(
     if not options.raise_batch:  # auto only lowers a stage's batch: check the schedule's
         check_batches(schedule, data_halves(schedule, ctx), options.force_batch)
     files = RunFiles(None)
+    record = run_record(
+        "search", options.model_dump(mode="json"), ctx.device, threads=threads.to_dict()
+    )
     if out_dir is not None:
         if Path(out_dir).is_dir():
             check_unlocked(Path(out_dir))  # --force never replaces a run that is running
         run_dir = create_run_dir(Path(out_dir), force)
-        files = RunFiles(run_dir)
+        files = RunFiles(run_dir, search_identity(record, schedule))
     with run_lock(files.run_dir):
         if files.run_dir is not None:
-            options_record = options.model_dump(mode="json")
-            record = run_record("search", options_record, ctx.device, threads=threads.to_dict())
             write_json(files.run_dir / RUN_FILE, record)
             atomic_write_text(files.run_dir / SCHEDULE_FILE, schedule_json(schedule))
         announce(ctx, observer, threads)
@@ -136,6 +150,9 @@ def resume_search(
     run = resume_record(run_dir, "search")
     schedule = validate_schedule(read_json(run_dir / SCHEDULE_FILE), str(run_dir / SCHEDULE_FILE))
     point = read_resume_point(run_dir)
+    identity = search_identity(run, schedule)
+    if point is not None:
+        check_identity(run_dir / CHECKPOINT_FILE, point.metadata.get("identity"), identity)
     if point is not None and point.complete:
         observer.note(f"the run in {run_dir} is already complete; nothing to resume")
         return finished_result(run_dir)
@@ -147,6 +164,6 @@ def resume_search(
         warning = threads_warning(run)
         if warning is not None:
             observer.note(warning)
-        files = RunFiles(run_dir)
+        files = RunFiles(run_dir, identity)
         chooser = batch_chooser(options, ctx, files, observer)
         return run_stages(schedule, ctx, files, observer, resume=point, choose_batch=chooser)

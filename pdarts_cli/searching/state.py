@@ -108,8 +108,9 @@ def finished_result(run_dir: Path) -> SearchResult:
 class RunFiles:
     """The files a search writes into ``run_dir``; with ``run_dir`` None, none."""
 
-    def __init__(self, run_dir: Path | None) -> None:
+    def __init__(self, run_dir: Path | None, identity: dict[str, Any] | None = None) -> None:
         self.run_dir = run_dir
+        self.identity = identity  # provenance.checkpoint_identity: checked on resume
 
     def checkpoint(
         self,
@@ -138,6 +139,7 @@ class RunFiles:
             },
             "complete": complete,
             "state": state,
+            "identity": self.identity,
         }
         save_tensors(self.run_dir / CHECKPOINT_FILE, tensors, metadata)
 
