@@ -90,3 +90,27 @@ def test_skip_leaves_the_step_out_and_goes_on(poisoned: None, tmp_path: Path) ->
     point = read_resume_point(tmp_path / "run")
     assert point is not None
     assert all(torch.isfinite(t).all() for t in point.tensors.values() if t.is_floating_point())
+
+
+def test_a_nan_stops_training_where_it_happened(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pdarts_cli.genotype import load_genotype
+    from pdarts_cli.training import TrainOptions, loop, run_training
+    from pdarts_cli.training.recipe import load_recipe
+
+    calls = 0
+
+    def cross_entropy(logits: torch.Tensor, target: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        loss = F.cross_entropy(logits, target, **kwargs)
+        return loss * math.nan if calls == 4 else loss
+
+    monkeypatch.setattr(loop, "F", SimpleNamespace(cross_entropy=cross_entropy))
+    recipe = load_recipe("quick").with_overrides(epochs=2, channels=4, layers=3)
+    with pytest.raises(NonFiniteError, match=r"^epoch 1, step 4: the gradient is not finite"):
+        run_training(
+            load_genotype("PDARTS"), recipe, TrainOptions(dataset="digits"), tmp_path / "r"
+        )
+    assert not (tmp_path / "r" / LOCK_FILE).exists()

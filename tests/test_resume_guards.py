@@ -4,6 +4,7 @@ is ever unpickled."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -97,3 +98,22 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(
     assert not (tmp_path / "PWNED").exists()
     with pytest.raises(PdartsError):
         load_tensors(path)
+
+
+def test_a_training_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None:
+    from pdarts_cli.genotype import load_genotype
+    from pdarts_cli.runlog import RUN_FILE
+    from pdarts_cli.training import TrainOptions, resume_training, run_training
+    from pdarts_cli.training.recipe import load_recipe
+
+    recipe = load_recipe("quick").with_overrides(epochs=1, channels=4, layers=3)
+    run = tmp_path / "run"
+    run_training(load_genotype("PDARTS"), recipe, TrainOptions(dataset="digits"), run)
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    record = json.loads((other / RUN_FILE).read_text())
+    record["run_id"] = "another"
+    (other / RUN_FILE).write_text(json.dumps(record))
+    with pytest.raises(RunDirError, match="comes from another run \\(the same settings"):
+        resume_training(other)
+    resume_training(run)  # its own: fine

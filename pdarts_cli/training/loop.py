@@ -25,6 +25,7 @@ from pdarts_cli.context import RunContext
 from pdarts_cli.data import BatchSource
 from pdarts_cli.device import to_memory_format
 from pdarts_cli.distributed import all_reduce_sum, broadcast_buffers
+from pdarts_cli.errors import NonFiniteError
 from pdarts_cli.genotype import Genotype
 from pdarts_cli.runlog import METRICS_FILE, MetricsLog
 from pdarts_cli.seeding import Stream, derive_seed
@@ -52,16 +53,20 @@ from pdarts_cli.training.state import (
 )
 
 
-def _optimizer_step(state: TrainState, total: torch.Tensor, recipe: Recipe) -> None:
+def _optimizer_step(state: TrainState, total: torch.Tensor, recipe: Recipe) -> bool:
     """Backward, gradient clipping and the SGD step (through the scaler under fp16), then the
-    EMA's update."""
+    EMA's update. Without a scaler a gradient that is not finite is not applied and False is
+    returned (under DDP every rank sees the same, all-reduced, gradient)."""
     state.optimizer.zero_grad(set_to_none=True)
     if state.scaler is not None:
         state.scaler.scale(total).backward()
         state.scaler.unscale_(state.optimizer)
     else:
         total.backward()
-    nn.utils.clip_grad_norm_(state.model.parameters(), recipe.grad_clip_norm)
+    norm = nn.utils.clip_grad_norm_(state.model.parameters(), recipe.grad_clip_norm)
+    if state.scaler is None and not bool(torch.isfinite(norm)):
+        state.optimizer.zero_grad(set_to_none=True)
+        return False
     if state.scaler is not None:
         state.scaler.step(state.optimizer)
         state.scaler.update()
@@ -69,6 +74,16 @@ def _optimizer_step(state: TrainState, total: torch.Tensor, recipe: Recipe) -> N
         state.optimizer.step()
     if state.ema is not None:
         state.ema.update_parameters(state.model)
+    return True
+
+
+def _not_finite(epoch: int, step: int, loss: torch.Tensor) -> NonFiniteError:
+    return NonFiniteError(
+        f"epoch {epoch + 1}, step {step}: the gradient is not finite (the loss is "
+        f"{float(loss.detach()):.4g}); the run stopped and its last checkpoint is kept. Lower "
+        'the learning rate (lr), set amp = "off", or set nonfinite = "skip" in the recipe to '
+        "skip such steps"
+    )
 
 
 def train_one_epoch(
@@ -85,6 +100,7 @@ def train_one_epoch(
     totals = torch.zeros(3, device=env.device, dtype=torch.float64)  # loss sum, correct, count
     steps = len(batches)
     seed = derive_seed(recipe.seed, Stream.TRAIN_DATA, epoch)  # one shuffle for all ranks
+    skipped = 0
     for step, (x, y) in enumerate(batches.epoch(seed), start=1):
         with env.precision.autocast():
             logits, logits_aux = step_model(to_memory_format(x, env.channels_last))
@@ -96,7 +112,10 @@ def train_one_epoch(
             total = loss + recipe.auxiliary_weight * aux_loss
         else:
             total = loss
-        _optimizer_step(state, total, recipe)
+        if not _optimizer_step(state, total, recipe):
+            if recipe.nonfinite == "stop":
+                raise _not_finite(epoch, step, total)
+            skipped += 1
         n = y.shape[0]
         totals += torch.stack(
             [
@@ -116,6 +135,8 @@ def train_one_epoch(
                     float(totals[1] / totals[2]),
                 )
             )
+    if skipped:
+        observer.note(f"epoch {epoch + 1}: {skipped} step(s) skipped for a non-finite gradient")
     all_reduce_sum(totals, env.dist)
     return float(totals[0] / totals[2]), float(totals[1] / totals[2])
 

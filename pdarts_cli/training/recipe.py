@@ -93,6 +93,11 @@ class Recipe(FrozenModel):
     channels_last: Literal["auto", "on", "off"] = Field(
         default="auto", description="channels_last memory format (auto: on CUDA)."
     )
+    nonfinite: Literal["stop", "skip"] = Field(
+        default="stop",
+        description="A step whose gradient is not finite (NaN or inf): stop the run, keeping "
+        "the last checkpoint, or skip the step and go on (AMP-style).",
+    )
     valid_portion: float = Field(
         default=0.0,
         ge=0,

@@ -12,7 +12,7 @@ from pdarts_cli.data import DatasetInfo, resolve_dataset
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.files import atomic_write_text
 from pdarts_cli.genotype import Genotype, genotype_json, read_genotype_file
-from pdarts_cli.provenance import run_record
+from pdarts_cli.provenance import checkpoint_identity, run_record
 from pdarts_cli.runlock import check_unlocked, run_lock
 from pdarts_cli.runlog import (
     GENOTYPE_FILE,
@@ -91,6 +91,11 @@ def dry_run(genotype: Genotype, recipe: Recipe, options: TrainOptions) -> Networ
     )
 
 
+def train_identity(run: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
+    """What this run's last.safetensors records of it (see ``provenance.check_identity``)."""
+    return checkpoint_identity(run, recipe=recipe.name, seed=recipe.seed)
+
+
 def run_training(
     genotype: Genotype,
     recipe: Recipe,
@@ -131,6 +136,7 @@ def _run_training(
                 world_size=env.dist.world_size,
                 threads=threads.to_dict(),
             )
+            state.identity = train_identity(record, recipe)
             write_json(run_dir / RUN_FILE, record)
             atomic_write_text(run_dir / RECIPE_FILE, recipe_json(recipe))
             atomic_write_text(run_dir / GENOTYPE_FILE, genotype_json(genotype))
@@ -187,6 +193,7 @@ def _continue_training(
     observer: TrainObserver,
 ) -> TrainState:
     state = new_state(saved, recipe, env)
+    state.identity = train_identity(run, recipe)
     if (run_dir / LAST_FILE).exists():
         load_last(run_dir / LAST_FILE, state, saved)
         observer.note(f"resuming at epoch {state.next_epoch + 1} of {recipe.epochs}")

@@ -16,6 +16,7 @@ from pdarts_cli.checkpoint import flatten_state, load_tensors, save_tensors, unf
 from pdarts_cli.context import RunContext
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.genotype import Genotype, genotype_from_dict
+from pdarts_cli.provenance import check_identity
 from pdarts_cli.seeding import Stream, derive_seed
 from pdarts_cli.training.metrics import TrainMetrics
 from pdarts_cli.training.recipe import Recipe, validate_recipe
@@ -40,6 +41,7 @@ class TrainState:
     next_epoch: int = 0
     best_valid_top1: float | None = None  # None: no epoch scored on a validation split yet
     history: list[TrainMetrics] = field(default_factory=list)
+    identity: dict[str, Any] | None = None  # provenance.checkpoint_identity: checked on resume
 
 
 def new_state(genotype: Genotype, recipe: Recipe, env: RunContext) -> TrainState:
@@ -104,6 +106,7 @@ def save_last(
         "optimizer": skeleton,
         "scaler": state.scaler.state_dict() if state.scaler is not None else None,
         "history": [m.to_dict() for m in state.history],
+        "identity": state.identity,
         **_checkpoint_metadata(genotype, recipe, env),
     }
     save_tensors(path, tensors, metadata)
@@ -144,10 +147,13 @@ def write_missing_final(
 
 
 def load_last(path: Path, state: TrainState, genotype: Genotype) -> None:
-    """Restore ``state`` from last.safetensors; a checkpoint of another genotype is refused."""
+    """Restore ``state`` from last.safetensors; a checkpoint of another run (see
+    ``state.identity``) or another genotype is refused."""
     tensors, metadata = load_tensors(path)
     if metadata.get("format") != TRAIN_CHECKPOINT_FORMAT:
         raise ArtifactError(f"{path} is not a training checkpoint")
+    if state.identity is not None:
+        check_identity(path, metadata.get("identity"), state.identity)
     saved = genotype_from_dict(metadata["genotype"], source=str(path))
     if saved != genotype:
         raise ArtifactError(f"{path} was trained with another genotype")
