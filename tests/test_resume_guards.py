@@ -117,3 +117,16 @@ def test_a_training_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None
     with pytest.raises(RunDirError, match="comes from another run \\(the same settings"):
         resume_training(other)
     resume_training(run)  # its own: fine
+
+
+def test_a_checkpoint_in_another_format_version_is_refused(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a = copy_of(two_runs[0], tmp_path)
+    tensors, metadata = load_tensors(a / CHECKPOINT_FILE)
+    metadata["format"] = "pdarts-search-checkpoint/2"
+    save_tensors(a / CHECKPOINT_FILE, tensors, metadata)
+    with pytest.raises(
+        RunDirError, match="in format pdarts-search-checkpoint/2; this pdarts reads"
+    ):
+        resume_search(a)

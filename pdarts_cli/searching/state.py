@@ -81,7 +81,12 @@ def read_resume_point(run_dir: Path) -> ResumePoint | None:
     if not path.exists():
         return None
     tensors, metadata = load_tensors(path)
-    if metadata.get("format") != CHECKPOINT_FORMAT:
+    written = metadata.get("format")
+    if written != CHECKPOINT_FORMAT:
+        if isinstance(written, str) and written.split("/")[0] == CHECKPOINT_FORMAT.split("/")[0]:
+            raise RunDirError(
+                f"{path} is in format {written}; this pdarts reads {CHECKPOINT_FORMAT}"
+            )
         raise RunDirError(f"{path} is not a search checkpoint")
     candidates = metadata["candidates"]
     return ResumePoint(

@@ -150,7 +150,13 @@ def load_last(path: Path, state: TrainState, genotype: Genotype) -> None:
     """Restore ``state`` from last.safetensors; a checkpoint of another run (see
     ``state.identity``) or another genotype is refused."""
     tensors, metadata = load_tensors(path)
-    if metadata.get("format") != TRAIN_CHECKPOINT_FORMAT:
+    written = metadata.get("format")
+    if written != TRAIN_CHECKPOINT_FORMAT:
+        family = TRAIN_CHECKPOINT_FORMAT.split("/")[0]
+        if isinstance(written, str) and written.split("/")[0] == family:
+            raise ArtifactError(
+                f"{path} is in format {written}; this pdarts reads {TRAIN_CHECKPOINT_FORMAT}"
+            )
         raise ArtifactError(f"{path} is not a training checkpoint")
     if state.identity is not None:
         check_identity(path, metadata.get("identity"), state.identity)
