@@ -42,6 +42,13 @@ CHILD = textwrap.dedent(
         if name == kind and counts[name] == at:
             os.kill(os.getpid(), signal.SIGKILL)
 
+    def counted(module, name):
+        original = getattr(module, name)
+        def step(*args, **kwargs):
+            event("step")
+            return original(*args, **kwargs)
+        setattr(module, name, step)
+
     replace = files.os.replace
     def replacing(src, dst):
         if str(dst).endswith(".safetensors"):
@@ -53,11 +60,7 @@ CHILD = textwrap.dedent(
     if what == "search":
         from pdarts_cli.schedule import read_schedule_file
         from pdarts_cli.searching import SearchOptions, epoch, resume_search, run_search
-        step = epoch.search_step
-        def stepping(*args, **kwargs):
-            event("step")
-            return step(*args, **kwargs)
-        epoch.search_step = stepping
+        counted(epoch, "search_step")
         if (run_dir / "run.json").exists():
             resume_search(run_dir)
         else:
@@ -66,11 +69,7 @@ CHILD = textwrap.dedent(
         from pdarts_cli.genotype import load_genotype
         from pdarts_cli.training import TrainOptions, loop, resume_training, run_training
         from pdarts_cli.training.recipe import read_recipe_file
-        step = loop._optimizer_step
-        def stepping(*args, **kwargs):
-            event("step")
-            return step(*args, **kwargs)
-        loop._optimizer_step = stepping
+        counted(loop, "_optimizer_step")
         if (run_dir / "run.json").exists():
             resume_training(run_dir)
         else:
