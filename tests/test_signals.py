@@ -5,6 +5,7 @@ uninterrupted one does."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -79,3 +80,27 @@ def test_a_signal_keeps_the_checkpoint_and_says_how_to_resume(
     assert (stopped / "genotype.json").read_text() == (whole / "genotype.json").read_text()
     final = [json.loads((d / "final.arch.json").read_text())["cells"] for d in (stopped, whole)]
     assert final[0] == final[1]
+
+
+@pytest.mark.slow
+def test_sigterm_under_torchrun_stops_every_rank_with_one_line(tmp_path: Path) -> None:
+    """``pdarts train --nproc 2``: SIGTERM to the launcher reaches both ranks; rank 0 says how
+    to resume, nothing else prints an error or a traceback, and the launcher exits 143."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "pdarts_cli", "train", "PDARTS", "--dataset", "digits"]
+    command += ["--recipe", "quick", "--epochs", "20", "--nproc", "2", "--out", str(out)]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert launcher.stdout is not None
+    for line in launcher.stdout:  # rank 0 prints a line per epoch: stop after the first
+        if line.startswith("epoch 1 "):
+            break
+    launcher.send_signal(signal.SIGTERM)
+    _, stderr = launcher.communicate(timeout=120)
+    assert launcher.returncode == 143, stderr[-2000:]
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: terminated; the last checkpoint is kept. Continue with: pdarts train PDARTS "
+        f"--resume {out}"
+    ], stderr[-2000:]
+    assert (out / "last.safetensors").exists()

@@ -75,6 +75,8 @@ def interrupted(command: str, run_dir: Path, exc: KeyboardInterrupt) -> typer.Ex
     """
     from pdarts_cli.runlog import is_run_dir
 
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 says it for all
+        return typer.Exit(_stop_code(exc))
     what = "terminated" if isinstance(exc, Terminated) else "interrupted"
     if is_run_dir(run_dir):
         return fail(

@@ -40,7 +40,13 @@ def _default_out() -> Path:
 
 
 def _handover_to_torchrun(nproc: int) -> None:
-    """Re-run this command under torch's own launcher with ``nproc`` processes."""
+    """Re-run this command under torch's own launcher with ``nproc`` processes.
+
+    The ranks say what went wrong themselves (rank 0 the resume command after a signal); the
+    launcher only ends with their exit code: 130/143 after SIGINT/SIGTERM, which it passes on
+    to every rank, or the first failed rank's code."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
     args, kept = sys.argv[1:], []
@@ -48,7 +54,14 @@ def _handover_to_torchrun(nproc: int) -> None:
         if arg == "--nproc" or arg.startswith("--nproc=") or args[i - 1 : i] == ["--nproc"]:
             continue
         kept.append(arg)
-    torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "pdarts_cli", *kept])
+    try:
+        torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "pdarts_cli", *kept])
+    except SignalException as exc:
+        raise typer.Exit(128 + int(exc.sigval)) from None
+    except ChildFailedError as exc:
+        _, failure = exc.get_first_failure()
+        code = failure.exitcode
+        raise typer.Exit(code if code > 0 else 128 - code) from None
 
 
 @user_errors
