@@ -10,6 +10,7 @@ from typing import Any
 
 from pdarts_cli.errors import RunDirError
 from pdarts_cli.files import atomic_write_text, parse_json, read_text, write_failure
+from pdarts_cli.runlock import check_unlocked
 
 RUN_FORMAT = "pdarts-run/1"
 RUN_FILE = "run.json"
@@ -48,6 +49,7 @@ def create_run_dir(path: Path, force: bool) -> Path:
                 f"--out {path} already holds a run; use --force to overwrite it, "
                 f"or --resume {path} to continue it"
             )
+        check_unlocked(path)  # --force never replaces a run that is running
         shutil.rmtree(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,15 @@ class ProbeProgress:
         self.done = 0
         self.seconds = 0.0
 
+    def measure(
+        self, request: dict[str, Any], cuda: bool, stage: int, kind: ProbeKind
+    ) -> Measurement:
+        """Run one child (``run_probe``), timed, and report it."""
+        started = time.perf_counter()
+        measurement = run_probe(request, cuda)
+        self.finished(stage, kind, measurement, time.perf_counter() - started)
+        return measurement
+
     def finished(
         self, stage: int, kind: ProbeKind, measurement: Measurement, seconds: float
     ) -> None:
@@ -161,10 +170,7 @@ def profile_stage(
     def probe(batch: int, kind: ProbeKind = "measure") -> Measurement:
         idle = kind == "idle"
         request = probe_request(schedule, index, batch, dataset, data_dir, device, idle, candidates)
-        started = time.perf_counter()
-        measurement = run_probe(request, cuda)
-        progress.finished(index + 1, kind, measurement, time.perf_counter() - started)
-        return measurement
+        return progress.measure(request, cuda, index + 1, kind)
 
     measurements = [probe(b) for b in batch_sizes]
     idle = idle or probe(batch_sizes[0], "idle")
@@ -218,10 +224,7 @@ def _idle_baseline(
     """One child that imports torch and builds the data, the same for every stage."""
     candidates = stage_candidates(schedule, 0)
     request = probe_request(schedule, 0, batch, dataset, data_dir, device, True, candidates)
-    started = time.perf_counter()
-    measurement = run_probe(request, cuda)
-    progress.finished(1, "idle", measurement, time.perf_counter() - started)
-    return measurement
+    return progress.measure(request, cuda, 1, "idle")
 
 
 def profile_memory(

@@ -182,12 +182,11 @@ def gradient_in_layout(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def fusable(x: torch.Tensor, norm: nn.BatchNorm2d | None) -> bool:
-    """Whether ``scaled_batch_norm`` applies: float32 on the CPU, autograd on, training."""
+def fusable(x: torch.Tensor) -> bool:
+    """Whether ``scaled_batch_norm`` applies to candidates of input ``x`` (whose BatchNorm
+    trains): float32 on the CPU, with autograd on."""
     return (
-        norm is not None
-        and norm.training
-        and torch.is_grad_enabled()
+        torch.is_grad_enabled()
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and not torch.is_autocast_enabled("cpu")

@@ -11,7 +11,7 @@ from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_pre
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.files import atomic_write_text
 from pdarts_cli.provenance import check_identity, checkpoint_identity, run_record
-from pdarts_cli.runlock import check_unlocked, run_lock
+from pdarts_cli.runlock import run_lock
 from pdarts_cli.runlog import (
     CHECKPOINT_FILE,
     RUN_FILE,
@@ -123,8 +123,6 @@ def _run_search(
         "search", options.model_dump(mode="json"), ctx.device, threads=threads.to_dict()
     )
     if out_dir is not None:
-        if Path(out_dir).is_dir():
-            check_unlocked(Path(out_dir))  # --force never replaces a run that is running
         run_dir = create_run_dir(Path(out_dir), force)
         files = RunFiles(run_dir, search_identity(record, schedule))
     with run_lock(files.run_dir):

@@ -81,22 +81,22 @@ class MixedOp(nn.Module):
             zeros: torch.Tensor = weights[0] * self.ops[0](x)
             return zeros
         relu_x = shared_relu(x, self._plans)
+        fused = fusable(x)
         out: torch.Tensor | None = None
         for plan in self._plans:
             source = relu_x if plan.relu_input and relu_x is not None else x
-            term = _weighted_candidate(plan, source, weights)
+            term = _weighted_candidate(plan, source, weights, fused)
             out = term if out is None else out.add_(term)
         assert out is not None
         return out
 
 
 def _weighted_candidate(
-    plan: CandidatePlan, x: torch.Tensor, weights: torch.Tensor
+    plan: CandidatePlan, x: torch.Tensor, weights: torch.Tensor, fused: bool
 ) -> torch.Tensor:
     weight = weights[plan.index]
-    if not fusable(x, plan.norm):
+    if not fused or plan.norm is None or not plan.norm.training:
         return weight * run_body(plan, x)
-    assert plan.norm is not None
     if plan.recomputable:
         return scaled_batch_norm(x, weight, plan.norm, plan.body)
     return scaled_batch_norm(run_body(plan, x, norm=False, fast=True), weight, plan.norm)

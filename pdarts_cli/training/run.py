@@ -13,7 +13,7 @@ from pdarts_cli.errors import ArtifactError
 from pdarts_cli.files import atomic_write_text
 from pdarts_cli.genotype import Genotype, genotype_json, read_genotype_file
 from pdarts_cli.provenance import checkpoint_identity, run_record
-from pdarts_cli.runlock import check_unlocked, run_lock
+from pdarts_cli.runlock import run_lock
 from pdarts_cli.runlog import (
     GENOTYPE_FILE,
     METRICS_FILE,
@@ -124,8 +124,6 @@ def _run_training(
     env = train_context(recipe, options)
     state = new_state(genotype, recipe, env)  # refuses a recipe that does not fit first
     if env.dist.is_main:
-        if run_dir.is_dir():
-            check_unlocked(run_dir)  # --force never replaces a run that is running
         create_run_dir(run_dir, force)
     with run_lock(run_dir, enabled=env.dist.is_main):
         if env.dist.is_main:
