@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from pdarts_cli.cli.errors import fail, interrupted, user_errors
+from pdarts_cli.cli.launch import handover_to_torchrun, is_main_rank, launched_by_torchrun
 from pdarts_cli.cli.options import (
     Device,
     data_dir_option,
@@ -136,6 +137,14 @@ def search(
             "--resume", metavar="RUN_DIR", help="Continue a killed run from its checkpoint."
         ),
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            help="Processes on this machine, one per GPU (hands over to torchrun); the "
+            "schedule's batch sizes stay the global batch.",
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing run in --out.")
     ] = False,
@@ -153,8 +162,13 @@ def search(
     from pdarts_cli.context import refuse_resume_flags
     from pdarts_cli.searching import SearchObserver, SearchOptions, resume_search, run_search
 
+    if nproc is not None and nproc > 1 and not launched_by_torchrun():
+        handover_to_torchrun(nproc)
+        return
     console = Console(highlight=False)
-    observer = SearchObserver() if quiet else ConsoleObserver(console, live=console.is_terminal)
+    main_rank = is_main_rank()  # under torchrun only rank 0 renders
+    rendering = ConsoleObserver(console, live=console.is_terminal)
+    observer = rendering if main_rank and not quiet else SearchObserver()
     thread_count = thread_request(threads)
     if resume is not None:
         refuse_resume_flags(
@@ -224,6 +238,8 @@ def search(
             result = run_search(resolved, options, run_dir, force=force, observer=observer)
         except KeyboardInterrupt as exc:
             raise interrupted("search", run_dir, exc) from None
+    if not main_rank:
+        return
     if quiet:
         typer.echo(result.genotype.to_darts())
         return

@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 import shlex
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -18,6 +16,7 @@ from rich.table import Table
 
 from pdarts_cli.cli.errors import fail, interrupted, user_errors
 from pdarts_cli.cli.help_format import field_help
+from pdarts_cli.cli.launch import handover_to_torchrun, is_main_rank, launched_by_torchrun
 from pdarts_cli.cli.options import (
     Device,
     data_dir_option,
@@ -37,31 +36,6 @@ if TYPE_CHECKING:
 
 def _default_out() -> Path:
     return Path("runs") / dt.datetime.now().strftime("train-%Y%m%d-%H%M%S")
-
-
-def _handover_to_torchrun(nproc: int) -> None:
-    """Re-run this command under torch's own launcher with ``nproc`` processes.
-
-    The ranks say what went wrong themselves (rank 0 the resume command after a signal); the
-    launcher only ends with their exit code: 130/143 after SIGINT/SIGTERM, which it passes on
-    to every rank, or the first failed rank's code."""
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import main as torchrun
-
-    args, kept = sys.argv[1:], []
-    for i, arg in enumerate(args):
-        if arg == "--nproc" or arg.startswith("--nproc=") or args[i - 1 : i] == ["--nproc"]:
-            continue
-        kept.append(arg)
-    try:
-        torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "pdarts_cli", *kept])
-    except SignalException as exc:
-        raise typer.Exit(128 + int(exc.sigval)) from None
-    except ChildFailedError as exc:
-        _, failure = exc.get_first_failure()
-        code = failure.exitcode
-        raise typer.Exit(code if code > 0 else 128 - code) from None
 
 
 @user_errors
@@ -192,8 +166,8 @@ def train(
         _refuse_resume_flags(resume, given | {k: v or None for k, v in switches.items()})
     elif dataset is None:
         raise fail("give --dataset (for example --dataset digits), or --resume RUN_DIR")
-    if nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ:
-        _handover_to_torchrun(nproc)
+    if nproc is not None and nproc > 1 and not launched_by_torchrun():
+        handover_to_torchrun(nproc)
         return
     resolved_genotype = load_genotype(genotype)
     thread_count = thread_request(threads)
@@ -288,7 +262,7 @@ def _train(
     from pdarts_cli.training import TrainObserver, count_parameters
 
     rendering = TrainConsoleObserver(console, live=console.is_terminal)
-    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 renders
+    main_rank = is_main_rank()  # under torchrun only rank 0 renders
     observer = rendering if main_rank and not quiet else TrainObserver()
     try:
         state = start(observer)
