@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,9 @@ class Distributed:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+
+SINGLE_PROCESS = Distributed()
 
 
 def init_distributed(device_type: str) -> Distributed:
@@ -53,3 +60,55 @@ def broadcast_buffers(module: torch.nn.Module, setup: Distributed) -> None:
     if setup.enabled:
         for buffer in module.buffers():
             dist.broadcast(buffer, src=0)
+
+
+def average_gradients(grads: Sequence[torch.Tensor], setup: Distributed) -> list[torch.Tensor]:
+    """Every rank's gradients, averaged across ranks in one all-reduce (unchanged alone)."""
+    if not setup.enabled or not grads:
+        return list(grads)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat.div_(setup.world_size)
+    averaged, start = [], 0
+    for g in grads:
+        averaged.append(flat[start : start + g.numel()].view(g.shape).to(memory_format=_layout(g)))
+        start += g.numel()
+    return averaged
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    if (
+        t.dim() == 4
+        and not t.is_contiguous()
+        and t.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def share_of_batch(samples: int, device: torch.device, setup: Distributed) -> float:
+    """This rank's ``samples`` over the mean share of the global batch: a rank's mean loss
+    times this, averaged over ranks, is the mean loss of the global batch (1 when all ranks
+    hold as many samples, as they do but in an epoch's last batch)."""
+    if not setup.enabled:
+        return 1.0
+    total = torch.tensor([float(samples)], device=device)
+    dist.all_reduce(total)
+    return samples * setup.world_size / float(total)
+
+
+def from_main(value: T, setup: Distributed) -> T:
+    """Rank 0's ``value`` on every rank: decisions are taken once and shared."""
+    if not setup.enabled:
+        return value
+    box = [value if setup.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]  # type: ignore[return-value]
+
+
+def broadcast_tensors(tensors: Sequence[torch.Tensor], setup: Distributed) -> None:
+    """Rank 0's values of ``tensors`` (parameters, buffers) everywhere, in place."""
+    if setup.enabled:
+        with torch.no_grad():
+            for t in tensors:
+                dist.broadcast(t.data, src=0)

@@ -57,6 +57,12 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def processes_on_this_machine() -> int:
+    """How many processes torchrun started on this machine (1 outside torchrun): they share
+    its cores."""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def _cpu_times() -> tuple[int, int, int] | None:
     """(total, idle, cpus) jiffies of the whole machine from /proc/stat; None elsewhere."""
     try:
@@ -116,7 +122,7 @@ def choose_threads(given: ThreadRequest | str | None = None) -> ThreadChoice:
     """The thread count for ``given`` (see ``requested_threads``), measuring the load for
     ``auto``."""
     request = requested_threads(given)
-    cores = usable_cores()
+    cores = max(1, usable_cores() // processes_on_this_machine())
     if request != AUTO:
         return ThreadChoice(int(request), request, cores, None)
     busy = busy_cores()

@@ -48,20 +48,24 @@ def data_halves(schedule: Schedule, ctx: RunContext) -> Halves:
 
 def stage_batches(schedule: Schedule, config: StageSchedule, ctx: RunContext) -> StageBatches:
     """The weight half and the alpha half (augmented), and the alpha half for validation,
-    in batches of the stage's size."""
+    in batches of the stage's size; in a distributed search, this rank's share of each
+    global batch of that size."""
     weight_idx, alpha_idx = weight_alpha_split(schedule, ctx.data, ctx.dataset)
+    ranks = ctx.dist.world_size
 
     def source(indices: torch.Tensor, augmented: bool) -> BatchSource:
         return make_batch_source(
             ctx.data.train,
             indices,
-            config.batch_size,
+            config.batch_size // ranks,
             ctx.data.info,
             ctx.device,
             train=augmented,
             crop_padding=schedule.data.crop_padding,
             horizontal_flip=schedule.data.horizontal_flip,
             num_workers=schedule.data.num_workers,
+            rank=ctx.dist.rank,
+            world_size=ranks,
         )
 
     return StageBatches(source(weight_idx, True), source(alpha_idx, True), source(alpha_idx, False))

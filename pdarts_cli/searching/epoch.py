@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from pdarts_cli.context import RunContext
 from pdarts_cli.data import BatchSource
 from pdarts_cli.device import to_memory_format
+from pdarts_cli.distributed import Distributed, all_reduce_sum
 from pdarts_cli.errors import NonFiniteError
 from pdarts_cli.schedule import Schedule
 from pdarts_cli.searching.events import BatchProgress, SearchObserver
@@ -33,6 +34,17 @@ class RunningMeans:
         self.loss += loss.detach() * n
         self.correct += (logits.argmax(dim=1) == y).sum()
         self.count += n
+
+    def reduce(self, setup: Distributed) -> RunningMeans:
+        """The sums of every rank (in place): the global batch's means."""
+        if setup.enabled:
+            totals = torch.stack([self.loss.double(), self.correct.double()])
+            totals = torch.cat([totals, totals.new_tensor([float(self.count)])])
+            all_reduce_sum(totals, setup)
+            self.loss = totals[0].to(self.loss.dtype)
+            self.correct = totals[1].round().long()
+            self.count = int(totals[2])
+        return self
 
     def means(self) -> tuple[float, float]:
         if self.count == 0:
@@ -101,7 +113,7 @@ def train_epoch(
             f"stage {stage.index + 1}, epoch {epoch + 1}: {skipped} step(s) skipped for a "
             "non-finite gradient"
         )
-    return train, alpha_stats
+    return train.reduce(ctx.dist), alpha_stats.reduce(ctx.dist) if alpha_stats else None
 
 
 @torch.no_grad()
@@ -114,4 +126,4 @@ def evaluate_network(network: SearchNetwork, batches: BatchSource, ctx: RunConte
             logits = network(to_memory_format(x, ctx.channels_last))
         stats.add(F.cross_entropy(logits.float(), y), logits, y)
     network.train()
-    return stats
+    return stats.reduce(ctx.dist)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from pdarts_cli.context import RunContext, resume_record, resumed_options, threads_warning
 from pdarts_cli.data import ImageDataset, resolve_dataset, resolve_split
 from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
+from pdarts_cli.distributed import Distributed, init_distributed
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.files import atomic_write_text
 from pdarts_cli.provenance import check_identity, checkpoint_identity, run_record
@@ -44,6 +47,9 @@ def search_context(
     """The device, numerics and data a search runs on; ``data`` given in memory replaces
     reading ``options.dataset``."""
     device = resolve_device(options.device)
+    setup = init_distributed(device.type)
+    if setup.enabled and device.type == "cuda":
+        device = torch.device("cuda", setup.local_rank)
     if data is None:
         data = resolve_dataset(
             options.dataset, options.data_dir, options.download, options.image_size
@@ -54,7 +60,37 @@ def search_context(
         precision=resolve_precision(schedule.amp, device),
         channels_last=resolve_channels_last(schedule.channels_last, device),
         dataset=options.dataset,
+        dist=setup,
     )
+
+
+def check_processes(schedule: Schedule, options: SearchOptions, setup: Distributed) -> None:
+    """A distributed search splits each stage's batch evenly over its ranks, and profiles
+    no batch size (the profiler measures one process)."""
+    if not setup.enabled:
+        return
+    if options.auto_batch_size:
+        raise ConfigError(
+            "--batch-size auto profiles one process: give the batch sizes of a search on "
+            f"{setup.world_size} processes (the global batch, split over them)"
+        )
+    for number, stage in enumerate(schedule.stages, start=1):
+        if stage.batch_size % setup.world_size:
+            raise ConfigError(
+                f"stage {number}'s batch size {stage.batch_size} does not split evenly over "
+                f"{setup.world_size} processes: give a multiple of {setup.world_size}"
+            )
+
+
+def check_world_size(run: dict[str, Any], setup: Distributed) -> None:
+    """A search resumes on as many processes as it started with: its data shards, and so its
+    result, depend on the count."""
+    started = int(run.get("world_size", 1))
+    if started != setup.world_size:
+        raise ConfigError(
+            f"this search ran on {started} process(es) and is resumed on {setup.world_size}: "
+            f"resume it with --nproc {started} (or torchrun --nproc-per-node {started})"
+        )
 
 
 def resolve_for_dataset(schedule: Schedule, dataset: str) -> Schedule:
@@ -72,10 +108,11 @@ def search_identity(run: dict[str, Any], schedule: Schedule) -> dict[str, Any]:
 def announce(ctx: RunContext, observer: SearchObserver, threads: ThreadChoice) -> None:
     info = ctx.data.info
     cpu = f", {describe_threads(threads)}" if ctx.device.type == "cpu" else ""
+    ranks = f", {ctx.dist.world_size} processes" if ctx.dist.enabled else ""
     observer.note(
         f"dataset {ctx.dataset}: {info.num_classes} classes, {info.channels}x{info.image_size}"
         f"x{info.image_size}; device {ctx.device} ({ctx.precision.label}"
-        f"{', channels_last' if ctx.channels_last else ''}{cpu})"
+        f"{', channels_last' if ctx.channels_last else ''}{cpu}){ranks}"
     )
 
 
@@ -116,13 +153,18 @@ def _run_search(
 ) -> SearchResult:
     schedule = resolve_for_dataset(schedule, options.dataset)
     ctx = search_context(schedule, options, data)
+    check_processes(schedule, options, ctx.dist)
     if not options.raise_batch:  # auto only lowers a stage's batch: check the schedule's
         check_batches(schedule, data_halves(schedule, ctx), options.force_batch)
     files = RunFiles(None)
     record = run_record(
-        "search", options.model_dump(mode="json"), ctx.device, threads=threads.to_dict()
+        "search",
+        options.model_dump(mode="json"),
+        ctx.device,
+        world_size=ctx.dist.world_size,
+        threads=threads.to_dict(),
     )
-    if out_dir is not None:
+    if out_dir is not None and ctx.dist.is_main:  # only rank 0 writes
         run_dir = create_run_dir(Path(out_dir), force)
         files = RunFiles(run_dir, search_identity(record, schedule))
     with run_lock(files.run_dir):
@@ -156,12 +198,14 @@ def resume_search(
         return finished_result(run_dir)
     options = SearchOptions.model_validate(resumed_options(run, device=device, data_dir=data_dir))
     choice = resumed_threads(run.get("torch_threads"), threads)
-    with run_lock(run_dir), using_threads(choice.threads):
+    with using_threads(choice.threads):
         ctx = search_context(schedule, options)
-        announce(ctx, observer, choice)
-        warning = threads_warning(run)
-        if warning is not None:
-            observer.note(warning)
-        files = RunFiles(run_dir, identity)
-        chooser = batch_chooser(options, ctx, files, observer)
-        return run_stages(schedule, ctx, files, observer, resume=point, choose_batch=chooser)
+        check_world_size(run, ctx.dist)
+        with run_lock(run_dir, enabled=ctx.dist.is_main):
+            announce(ctx, observer, choice)
+            warning = threads_warning(run)
+            if warning is not None:
+                observer.note(warning)
+            files = RunFiles(run_dir if ctx.dist.is_main else None, identity)
+            chooser = batch_chooser(options, ctx, files, observer)
+            return run_stages(schedule, ctx, files, observer, resume=point, choose_batch=chooser)

@@ -15,9 +15,10 @@ from torch import nn
 
 from pdarts_cli.context import RunContext
 from pdarts_cli.device import to_memory_format
+from pdarts_cli.distributed import average_gradients
 from pdarts_cli.registry import op_registry
 from pdarts_cli.schedule import Schedule, StageSchedule
-from pdarts_cli.searching.architect import first_order_grads, second_order_grads
+from pdarts_cli.searching.architect import first_order_grads, second_order_grads, shard_loss
 from pdarts_cli.searching.supernet import CellCandidates, SearchNetwork
 from pdarts_cli.seeding import Stream, derive_seed
 
@@ -69,6 +70,8 @@ def build_stage(
         alpha_init_scale=schedule.alphas.init_scale,
         checkpoint_cells=schedule.checkpoint_cells,
     ).to(ctx.device)
+    if ctx.dist.enabled:
+        network.shard(ctx.dist.rank, ctx.dist.world_size)
     if ctx.channels_last:
         network = network.to(memory_format=torch.channels_last)
     w, a = schedule.weights, schedule.alphas
@@ -144,11 +147,13 @@ def alpha_step(
     (x, y), (xa, ya) = batch, alpha_batch
     if schedule.alphas.order == "second":
         grads, loss, logits = second_order_grads(
-            network, x, y, xa, ya, stage.weight_optimizer, ctx.precision
+            network, x, y, xa, ya, stage.weight_optimizer, ctx.precision, ctx.dist
         )
         alpha_scaler = None  # the unrolled step runs unscaled
     else:
-        grads, loss, logits = first_order_grads(network, xa, ya, ctx.precision, alpha_scaler)
+        grads, loss, logits = first_order_grads(
+            network, xa, ya, ctx.precision, alpha_scaler, ctx.dist
+        )
     clip = schedule.alphas.grad_clip_norm
     done = apply_grads(network.arch_parameters(), grads, stage.alpha_optimizer, clip, alpha_scaler)
     _applied(done, "alpha", loss, schedule, stage)
@@ -173,8 +178,9 @@ def search_step(
     with ctx.precision.autocast():
         logits = stage.network(x)
     loss = F.cross_entropy(logits.float(), y)
-    scaled = weight_scaler.scale(loss) if weight_scaler is not None else loss
-    grads = list(torch.autograd.grad(scaled, stage.weights))
+    target = shard_loss(loss, y.shape[0], ctx.dist)
+    scaled = weight_scaler.scale(target) if weight_scaler is not None else target
+    grads = average_gradients(torch.autograd.grad(scaled, stage.weights), ctx.dist)
     clip = schedule.weights.grad_clip_norm
     done = apply_grads(stage.weights, grads, stage.weight_optimizer, clip, weight_scaler)
     _applied(done, "weight", loss, schedule, stage)

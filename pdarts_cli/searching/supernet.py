@@ -27,6 +27,7 @@ from pdarts_cli.searching.fused import (
     scaled_batch_norm,
     shared_relu,
 )
+from pdarts_cli.searching.sharded import global_dropout, globalise_batch_norms
 from pdarts_cli.topology import (
     CELL_INPUTS,
     cell_edges,
@@ -40,14 +41,20 @@ CellCandidates = tuple[tuple[str, ...], ...]  # per edge, its candidate op names
 
 
 class SkipDropout(nn.Module):
-    """Element-wise dropout after an identity skip-connect; ``p`` is set by the stage loop."""
+    """Element-wise dropout after an identity skip-connect; ``p`` is set by the stage loop.
+
+    In a distributed search (``shard``: rank, world size) the mask is the global batch's."""
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
         self.p = p
+        self.shard = (0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.p > 0.0 and self.training:
+            rank, world_size = self.shard
+            if world_size > 1:
+                return global_dropout(x, self.p, rank, world_size)
             return F.dropout(x, self.p, training=True)
         return x
 
@@ -73,8 +80,12 @@ class MixedOp(nn.Module):
     def __init__(self, ops: nn.ModuleList, names: tuple[str, ...]) -> None:
         super().__init__()
         self.ops = ops
-        active = [i for i, name in enumerate(names) if name != ZERO_OP]
-        self._plans = [plan_candidate(i, ops[i]) for i in active]
+        self._active = [i for i, name in enumerate(names) if name != ZERO_OP]
+        self.replan()
+
+    def replan(self) -> None:
+        """Plan the candidates again (after their modules were replaced)."""
+        self._plans = [plan_candidate(i, self.ops[i]) for i in self._active]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if not self._plans:
@@ -240,6 +251,16 @@ class SearchNetwork(nn.Module):
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("alphas_")]
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Compute as one process with the global batch would, this process holding
+        ``rank``'s share (see ``sharded``): global BatchNorm statistics and dropout masks."""
+        globalise_batch_norms(self)
+        for module in self.modules():
+            if isinstance(module, SkipDropout):
+                module.shard = (rank, world_size)
+            elif isinstance(module, MixedOp):
+                module.replan()
 
     def set_skip_dropout(self, p: float) -> None:
         for module in self.modules():
