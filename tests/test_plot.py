@@ -34,6 +34,7 @@ from pdarts_cli.plotting.metrics import (
     read_metrics,
 )
 from pdarts_cli.plotting.search import (
+    DIAGNOSTIC_TITLES,
     UNIFORM_LABEL,
     alpha_limits,
     edge_endpoints,
@@ -90,8 +91,34 @@ def stage_ops(stage: int, edge: int) -> tuple[str, ...]:
     return tuple(sorted((DARTS_OPS * 2)[start : start + STAGE_OPS[1]], key=DARTS_OPS.index))
 
 
+MAX_SKIP = 2
+
+
+def diagnostics(stage: int, epoch: int) -> dict[str, Any]:
+    """The collapse diagnostics of a line: the normal cell gains a skip-connect an epoch;
+    every edge's entropy is that of its alphas, as the search writes it."""
+    entropy = {
+        cell: [
+            -sum(p * math.log(p) for p in edge_probabilities(stage_ops(stage, e), e, 1).values())
+            for e in range(EDGES)
+        ]
+        for cell in CELL_TYPES
+    }
+    return {
+        "genotype": "Genotype(normal=[], normal_concat=[], reduce=[], reduce_concat=[])",
+        "skip_connects": {"normal": (stage - 1) * EPOCHS_PER_STAGE + epoch, "reduce": 0},
+        "edge_entropy": entropy,
+        "changed_edges": None if epoch == 1 else {"normal": 3, "reduce": 1},
+        "max_skip": MAX_SKIP,
+    }
+
+
 def search_record(
-    stage: int, epoch: int, alphas: bool = True, sharpness: float = 1.0
+    stage: int,
+    epoch: int,
+    alphas: bool = True,
+    sharpness: float = 1.0,
+    collapse: bool = False,
 ) -> dict[str, Any]:
     warmup = epoch == 1  # weights only: no alpha half, no validation
     last = epoch == EPOCHS_PER_STAGE
@@ -117,6 +144,8 @@ def search_record(
             ]
             for c, cell in enumerate(CELL_TYPES)
         }
+    if collapse:
+        record.update(diagnostics(stage, epoch))
     return record
 
 
@@ -127,9 +156,11 @@ def write_run(path: Path, kind: str, records: list[dict[str, Any]]) -> Path:
     return path
 
 
-def search_records(alphas: bool = True, sharpness: float = 1.0) -> list[dict[str, Any]]:
+def search_records(
+    alphas: bool = True, sharpness: float = 1.0, collapse: bool = False
+) -> list[dict[str, Any]]:
     return [
-        search_record(stage, epoch, alphas, sharpness)
+        search_record(stage, epoch, alphas, sharpness, collapse)
         for stage in (1, 2)
         for epoch in range(1, EPOCHS_PER_STAGE + 1)
     ]
@@ -334,6 +365,65 @@ def test_search_without_alphas_draws_the_curves(tmp_path: Path) -> None:
     assert height < 1000  # no edge plots
 
 
+def _diagnostic_axes(figure: Figure) -> dict[str, Axes]:
+    """The diagnostics' plots by name, from the curves' panel (the figure's first)."""
+    panel = figure.subfigs[0] if figure.subfigs else figure
+    titles = {title: name for name, title in DIAGNOSTIC_TITLES.items()}
+    return {titles[ax.get_title()]: ax for ax in panel.axes if ax.get_title() in titles}
+
+
+def _ydata(ax: Axes, label: str) -> list[float]:
+    (line,) = [line for line in ax.get_lines() if line.get_label() == label]
+    return [float(y) for y in line.get_ydata()]
+
+
+def _same(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(
+        x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b)
+    )
+
+
+def test_collapse_diagnostics_are_drawn_per_cell_with_their_levels(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", "search", search_records(collapse=True))
+    source = run / METRICS_FILE
+    figure = search_figure(read_metrics(source), source, "search")
+    axes = _diagnostic_axes(figure)
+    assert set(axes) == {"skip", "entropy", "changed"}
+    nan = math.nan
+    gap = [1.0, 2.0, nan, 3.0, 4.0]  # no line joins two stages
+    assert _same(_ydata(axes["skip"], "normal"), gap)
+    assert _same(_ydata(axes["skip"], "max_skip (M)"), [2.0, 2.0, nan, 2.0, 2.0])
+    assert _same(_ydata(axes["changed"], "normal"), [nan, 3.0, nan, nan, 3.0])  # none at 1st
+    levels = _ydata(axes["entropy"], "ln k (k equal weights)")
+    assert _same(levels, [math.log(8)] * 2 + [nan] + [math.log(3)] * 2)
+    normal = _ydata(axes["entropy"], "normal")
+    assert all(0 < h < level for h, level in zip(normal, levels) if not math.isnan(h))
+
+
+def test_diagnostics_without_alphas_add_a_row_to_the_curves(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", "search", search_records(alphas=False, collapse=True))
+    height, _ = assert_png(plot_run(run))
+    assert 700 < height < 1000  # 4.5 inches of curves and 4 of diagnostics, at 100 dpi
+
+
+def test_runs_from_before_the_diagnostics_draw_no_diagnostics(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "old", "search", search_records(alphas=False))
+    source = run / METRICS_FILE
+    assert _diagnostic_axes(search_figure(read_metrics(source), source, "search")) == {}
+
+
+def test_a_run_resumed_by_a_newer_pdarts_draws_the_lines_that_have_them(tmp_path: Path) -> None:
+    records = search_records(alphas=False, collapse=True)
+    for record in records[:2]:  # stage 1 written before the diagnostics
+        for key in diagnostics(1, 1):
+            del record[key]
+    run = write_run(tmp_path / "run", "search", records)
+    source = run / METRICS_FILE
+    axes = _diagnostic_axes(search_figure(read_metrics(source), source, "search"))
+    assert _same(_ydata(axes["skip"], "normal"), [math.nan, math.nan, math.nan, 3.0, 4.0])
+    assert _same(_ydata(axes["changed"], "reduce"), [math.nan] * 4 + [1.0])
+
+
 def test_train_picture_goes_beside_the_metrics(train_run: Path) -> None:
     out = plot_run(train_run)
     assert out == train_run / DEFAULT_PLOT_FILE
@@ -480,6 +570,21 @@ def odd_edge_count(run: Path, tmp_path: Path) -> list[str]:
     return []
 
 
+def bad_skip_connects(run: Path, tmp_path: Path) -> list[str]:
+    edit_record(run, 2, skip_connects=3)
+    return []
+
+
+def text_for_changed_edges(run: Path, tmp_path: Path) -> list[str]:
+    edit_record(run, 3, changed_edges={"normal": "two"})
+    return []
+
+
+def bad_entropy(run: Path, tmp_path: Path) -> list[str]:
+    edit_record(run, 4, edge_entropy={"normal": [0.5, None]})
+    return []
+
+
 def out_folder_missing(run: Path, tmp_path: Path) -> list[str]:
     return ["--out", str(tmp_path / "nowhere" / "curves.png")]
 
@@ -508,6 +613,9 @@ def out_wrong_suffix(run: Path, tmp_path: Path) -> list[str]:
         (zero_epoch, "line 1: 'epoch' must be a positive integer, got 0"),
         (bad_alphas, "line 2: alphas.normal.0 must map ops to numbers"),
         (odd_edge_count, "alphas.normal lists 13 edges; a DARTS cell has 2, 5, 9, 14, ... edges"),
+        (bad_skip_connects, "line 2: 'skip_connects' must map cell types to numbers"),
+        (text_for_changed_edges, "line 3: changed_edges.normal must be a number, got 'two'"),
+        (bad_entropy, "line 4: edge_entropy.normal must be a list of numbers"),
         (out_folder_missing, "nowhere does not exist"),
         (out_is_a_folder, "taken.png: it is a folder"),
         (out_wrong_suffix, "must end in .png, .svg, .pdf"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pdarts_cli.cli.renderer import ProgressRenderer
@@ -46,6 +47,22 @@ def epoch_line(m: EpochMetrics) -> str:
     return "  ".join(parts)
 
 
+def diagnostics_line(m: EpochMetrics) -> str | None:
+    """Skip-connects of the genotype the alphas give now, mean entropy of the op weights per
+    cell type, edges whose chosen op changed since the previous epoch; None without them."""
+    if not m.skip_connects:
+        return None
+    skips = " ".join(f"{cell} {n}" for cell, n in m.skip_connects.items())
+    parts = [f"skip-connects {skips}"]
+    if m.mean_entropy:
+        entropy = " ".join(f"{cell} {v:.2f}" for cell, v in m.mean_entropy.items())
+        parts.append(f"entropy {entropy} nats")
+    changed = m.changed_edge_count
+    if changed is not None:
+        parts.append(f"{changed} edge{'' if changed == 1 else 's'} changed")
+    return "  " + " · ".join(parts)
+
+
 def stage_table(report: StageReport, cell_type: str) -> Table:
     """Candidate weights per edge: kept ops marked ``*`` (and bold on a terminal), dropped ops
     dim and struck through. The mark carries the meaning where styles are not shown (logs)."""
@@ -70,9 +87,13 @@ class ConsoleObserver(SearchObserver):
 
     def __init__(self, console: Console, live: bool) -> None:
         self.renderer = ProgressRenderer(console, live)
+        self.genotype_shown: str | None = None
 
     def note(self, text: str) -> None:
         self.renderer.note(text)
+
+    def warning(self, text: str) -> None:
+        self.renderer.warn(text)
 
     def stage_started(self, start: StageStart) -> None:
         self.renderer.print(
@@ -95,6 +116,14 @@ class ConsoleObserver(SearchObserver):
 
     def epoch_finished(self, metrics: EpochMetrics) -> None:
         self.renderer.print(epoch_line(metrics), soft_wrap=True)
+        line = diagnostics_line(metrics)
+        if line is not None:
+            self.renderer.print(line, soft_wrap=True)
+        if metrics.genotype is not None and metrics.genotype != self.genotype_shown:
+            self.genotype_shown = metrics.genotype  # shown again only once it changes
+            self.renderer.print(
+                f"  [dim]genotype now: {escape(metrics.genotype)}[/]", soft_wrap=True
+            )
 
     def stage_finished(self, report: StageReport) -> None:
         self.renderer.stop()

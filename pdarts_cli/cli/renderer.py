@@ -42,6 +42,10 @@ class ProgressRenderer:
         """A one-line remark, shown as it is (brackets in it are not markup)."""
         self.print(escape(text), soft_wrap=True)
 
+    def warn(self, text: str) -> None:
+        """A one-line warning, in yellow on a terminal; ``warning:`` carries it in logs."""
+        self.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
+
     def start(self, description: str, first_epoch: int, epochs: int, steps: int) -> None:
         """A bar over epochs ``first_epoch``..``epochs`` (1-based) of ``steps`` batches each,
         in place of any bar shown; nothing when not live."""

@@ -1,7 +1,9 @@
 """A run directory's curves as one picture: ``pdarts plot RUN_DIR``.
 
-A search run shows its losses and accuracies over the epochs of all stages, and softmax(alpha)
-of every op on every edge of both cells (:mod:`.search`); a train run shows loss, top-1/top-5
+A search run shows its losses and accuracies over the epochs of all stages, its collapse
+diagnostics where metrics.jsonl has them (skip-connects of the genotype the alphas give, mean
+entropy of the op weights, edges whose chosen op changed), and softmax(alpha) of every op on
+every edge of both cells (:mod:`.search`); a train run shows loss, top-1/top-5
 and the learning rate (:mod:`.train`). Reading and checking metrics.jsonl is pure Python
 (:mod:`.metrics`); matplotlib is imported only when a figure is drawn, on a plain
 :class:`~matplotlib.figure.Figure` (no pyplot, no display, no global backend switch). This

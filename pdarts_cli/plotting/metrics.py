@@ -83,6 +83,44 @@ class Metrics:
             values.append(value)
         return values
 
+    def per_cell(self, key: str) -> dict[str, list[float]]:
+        """``key`` as {cell type: number} of every line (a collapse diagnostic), per cell
+        type; NaN where the line, or an older run's line, has none."""
+        cells: dict[str, list[float]] = {cell: [] for cell in CELL_TYPES}
+        for number, record in self.lines:
+            value: Any = record.get(key)
+            if value is not None and not isinstance(value, dict):
+                raise self.error(number, f"{key!r} must map cell types to numbers")
+            for cell, values in cells.items():
+                item = (value or {}).get(cell)
+                if item is not None and not _is_number(item):
+                    raise self.error(number, f"{key}.{cell} must be a number, got {item!r}")
+                values.append(math.nan if item is None else float(item))
+        return cells
+
+    def mean_entropy(self) -> dict[str, list[float]]:
+        """Per cell type, the mean of ``edge_entropy`` over its edges; NaN where missing."""
+        cells: dict[str, list[float]] = {cell: [] for cell in CELL_TYPES}
+        for number, record in self.lines:
+            value: Any = record.get("edge_entropy") or {}
+            if not isinstance(value, dict):
+                raise self.error(number, "'edge_entropy' must map cell types to lists of numbers")
+            for cell, means in cells.items():
+                edges = value.get(cell) or []
+                if not isinstance(edges, list) or not all(map(_is_number, edges)):
+                    raise self.error(number, f"edge_entropy.{cell} must be a list of numbers")
+                means.append(sum(edges) / len(edges) if edges else math.nan)
+        return cells
+
+    def ops_per_edge(self) -> list[float]:
+        """The candidates of the first normal edge on every line (all edges of a stage have
+        as many); NaN without alphas. Call after :meth:`alphas`, which checks them."""
+        counts = []
+        for _, record in self.lines:
+            edges = (record.get("alphas") or {}).get("normal") or []
+            counts.append(float(len(edges[0])) if edges else math.nan)
+        return counts
+
     def alphas(self, epochs: Sequence[int]) -> dict[str, list[OpSeries]]:
         """For each cell type and edge, each op's probability over the global epochs. An op
         that a later stage drops has no points after its last stage."""

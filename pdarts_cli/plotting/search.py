@@ -1,6 +1,8 @@
-"""The picture of a search run: losses and accuracies over the epochs of all stages, and
-softmax(alpha) of every op on every edge of both cells (each edge on its own scale, the
-uniform 1/k of its candidates dashed)."""
+"""The picture of a search run: losses and accuracies over the epochs of all stages, the
+collapse diagnostics per cell type where the lines have them (skip-connects with max_skip
+dashed, mean entropy with ln k dashed, edges whose chosen op changed), and softmax(alpha) of
+every op on every edge of both cells (each edge on its own scale, the uniform 1/k of its
+candidates dashed)."""
 
 from __future__ import annotations
 
@@ -178,8 +180,70 @@ def _alpha_panels(
     panel.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 9))
 
 
+Series = dict[str, list[float]]
+# The curves' panel: loss and accuracy; below them, when the lines have them, the collapse
+# diagnostics (skip-connects, entropy, changed edges), each a third of the width.
+# (matplotlib's one-letter mosaic: a letter per panel, rows separated by ";").
+CURVES = "lllaaa"
+DIAGNOSTICS = ";sseecc"
+PANELS = {"loss": "l", "accuracy": "a", "skip": "s", "entropy": "e", "changed": "c"}
+DIAGNOSTICS_INCHES = 4.0  # the height they add to the figure
+CURVES_INCHES = 4.5  # the height of a figure of curves alone
+# The heights of the curves and of the alpha panels below them, in a figure with both.
+CURVES_OVER_ALPHAS_INCHES = 3.9
+ALPHAS_INCHES = 10.1
+
+
+def diagnostics_series(read: Metrics) -> dict[str, tuple[Series, list[float]]] | None:
+    """Per diagnostic, its series per cell type and its dashed reference level (max_skip;
+    ln k, the entropy of k equal weights; none for changed edges); None when no line has any
+    (runs from before the diagnostics)."""
+    skips = read.per_cell("skip_connects")
+    entropy = read.mean_entropy()
+    changed = read.per_cell("changed_edges")
+    every = [v for cells in (skips, entropy, changed) for vs in cells.values() for v in vs]
+    if all(math.isnan(v) for v in every):
+        return None
+    ln_k = [math.log(k) if k > 0 else math.nan for k in read.ops_per_edge()]
+    return {
+        "skip": (skips, read.column("max_skip", optional=True)),
+        "entropy": (entropy, ln_k),
+        "changed": (changed, [math.nan] * len(ln_k)),
+    }
+
+
+DIAGNOSTIC_TITLES = {
+    "skip": "skip-connects in the genotype the alphas give",
+    "entropy": "mean entropy of an edge's op weights (nats)",
+    "changed": "edges whose chosen op changed since the last epoch",
+}
+REFERENCE_LABELS = {"skip": "max_skip (M)", "entropy": "ln k (k equal weights)"}
+
+
+def _draw_diagnostic(
+    ax: Axes,
+    name: str,
+    data: tuple[Series, list[float]],
+    x: Sequence[int],
+    first: Mapping[int, int],
+    last_epoch: int,
+) -> None:
+    """One diagnostic per cell type over the epochs, its reference level dashed."""
+    from matplotlib.ticker import MaxNLocator
+
+    series, reference = data
+    starts = sorted(first.values())
+    if not all(math.isnan(v) for v in reference):
+        ax.plot(*gapped(x, reference, starts), label=REFERENCE_LABELS[name], **UNIFORM_STYLE)
+    draw_curves(ax, x, series, DIAGNOSTIC_TITLES[name], starts)
+    _mark_stages(ax, first, last_epoch, label=False)
+    if name != "entropy":
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def search_figure(lines: Sequence[Line], source: Path, title: str) -> Figure:
-    """Loss and accuracy over the epochs of all stages; softmax(alpha) of every edge."""
+    """Loss and accuracy over the epochs of all stages, the collapse diagnostics where the
+    lines have them; softmax(alpha) of every edge."""
     read = Metrics(source, lines)
     x, first = global_epochs(read.counts("stage"), read.counts("epoch"))
     last_epoch = max(x)
@@ -196,15 +260,20 @@ def search_figure(lines: Sequence[Line], source: Path, title: str) -> Figure:
     alphas = {cell: edges for cell, edges in read.alphas(x).items() if edges}
     for cell, edges in alphas.items():
         _cell_steps(cell, edges, source)  # before a second or two of drawing
-    figure = new_figure(16, 14 if alphas else 4.5)
+    diagnostics = diagnostics_series(read)
+    extra = DIAGNOSTICS_INCHES if diagnostics else 0.0
+    curves_inches = (CURVES_OVER_ALPHAS_INCHES if alphas else CURVES_INCHES) + extra
+    figure = new_figure(16, curves_inches + (ALPHAS_INCHES if alphas else 0.0))
     figure.suptitle(title, fontsize="x-large")
     curves: Figure | SubFigure = figure
     if alphas:
-        curves, cells = figure.subfigures(2, 1, height_ratios=[1, 2.6], squeeze=False)[:, 0]
+        ratios = [curves_inches, ALPHAS_INCHES]
+        curves, cells = figure.subfigures(2, 1, height_ratios=ratios, squeeze=False)[:, 0]
         _alpha_panels(cells, alphas, first, last_epoch, source)
-    for ax, (name, series) in zip(
-        curves.subplots(1, 2), [("loss", losses), ("accuracy", accuracies)]
-    ):
-        draw_curves(ax, x, series, name, sorted(first.values()))
-        _mark_stages(ax, first, last_epoch, label=True)
+    axes = curves.subplot_mosaic(CURVES + DIAGNOSTICS if diagnostics else CURVES)
+    for name, series in [("loss", losses), ("accuracy", accuracies)]:
+        draw_curves(axes[PANELS[name]], x, series, name, sorted(first.values()))
+        _mark_stages(axes[PANELS[name]], first, last_epoch, label=True)
+    for name, data in (diagnostics or {}).items():
+        _draw_diagnostic(axes[PANELS[name]], name, data, x, first, last_epoch)
     return figure

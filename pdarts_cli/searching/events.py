@@ -54,9 +54,25 @@ class EpochMetrics:
     seconds: float
     # softmax(alpha) per edge at the end of the epoch: {"normal": [{op: p, ...}, ...], ...}
     alphas: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    # Collapse diagnostics (searching.diagnostics); empty or None in lines of older runs.
+    genotype: str | None = None  # DARTS string of the plain derivation of the current alphas
+    skip_connects: dict[str, int] = field(default_factory=dict)  # per cell type, in genotype
+    edge_entropy: dict[str, list[float]] = field(default_factory=dict)  # nats, per edge
+    changed_edges: dict[str, int] | None = None  # chosen op changed; None: stage's 1st epoch
+    max_skip: int | None = None  # the schedule's M, which the warning compares with
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def mean_entropy(self) -> dict[str, float]:
+        """Per cell type, the mean over its edges of ``edge_entropy``."""
+        return {cell: sum(v) / len(v) for cell, v in self.edge_entropy.items() if v}
+
+    @property
+    def changed_edge_count(self) -> int | None:
+        """Edges of both cell types whose chosen op changed, or None."""
+        return None if self.changed_edges is None else sum(self.changed_edges.values())
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,10 @@ class SearchObserver(Observer):
 
     def epoch_finished(self, metrics: EpochMetrics) -> None:
         pass
+
+    def warning(self, text: str) -> None:
+        """Something the user should look at (a possible collapse); by default a note."""
+        self.note(text)
 
     def stage_finished(self, report: StageReport) -> None:
         pass

@@ -17,6 +17,7 @@ import torch
 
 from pdarts_cli.arch import ArchWeights, EdgeWeights
 from pdarts_cli.context import RunContext
+from pdarts_cli.distributed import broadcast_tensors, from_main
 from pdarts_cli.genotype import Genotype
 from pdarts_cli.rates import cosine_lr, skip_dropout_p
 from pdarts_cli.runlog import FINAL_ARCH_FILE
@@ -28,6 +29,7 @@ from pdarts_cli.searching.derive import (
     derive_genotype,
     edge_probabilities,
 )
+from pdarts_cli.searching.diagnostics import chosen_ops, diagnose, skip_warning
 from pdarts_cli.searching.epoch import evaluate_network, evaluates_epoch, train_epoch
 from pdarts_cli.searching.events import (
     EdgeReport,
@@ -93,6 +95,9 @@ def run_stage(
         )
     )
     history = []
+    # Diagnostics compare each epoch's chosen ops with the previous epoch's of this stage; a
+    # stage resumed mid-way holds that epoch's alphas, so its lines match an unbroken run's.
+    chosen = chosen_ops(stage.network.arch_weights()) if first_epoch > 0 else None
     for epoch in range(first_epoch, config.epochs):
         started = time.perf_counter()
         lr, p = set_epoch_rates(schedule, stage, epoch)
@@ -106,6 +111,8 @@ def run_stage(
         train_loss, train_acc = train.means()
         alpha_loss, alpha_acc = alpha.means() if alpha else (None, None)
         valid_loss, valid_acc = valid.means() if valid else (None, None)
+        found = diagnose(stage.network.arch_weights(), chosen)
+        chosen = found.chosen
         metrics = EpochMetrics(
             stage=stage.index + 1,
             epoch=epoch + 1,
@@ -119,10 +126,21 @@ def run_stage(
             valid_accuracy=valid_acc,
             seconds=time.perf_counter() - started,
             alphas=stage.network.alpha_probabilities(),
+            genotype=found.genotype.to_darts(),
+            skip_connects=found.skip_connects,
+            edge_entropy=found.edge_entropy,
+            changed_edges=found.changed_edges,
+            max_skip=schedule.max_skip,
         )
         files.append_metrics(metrics)
         files.checkpoint(stage.index, epoch + 1, normal, reduce, stage)
         observer.epoch_finished(metrics)
+        normal_skips = found.skip_connects["normal"]
+        warning = skip_warning(
+            stage.index + 1, epoch + 1, normal_skips, schedule.max_skip, joint=alpha is not None
+        )
+        if warning is not None:
+            observer.warning(warning)
         history.append(metrics)
     return history
 
@@ -192,19 +210,25 @@ def run_stages(
             restore_stage(stage, resume)
             first_epoch = resume.next_epoch
         history += run_stage(schedule, stage, first_epoch, files, ctx, observer)
+        broadcast_tensors(stage.network.arch_parameters(), ctx.dist)  # rank 0's alphas decide
         arch = stage.network.arch_weights(
             {"stage": index + 1, "cells_in_network": stage.config.cells, "dataset": ctx.dataset}
         )
         files.stage_outputs(stage, arch)
         keep = schedule.stages[index + 1].ops_per_edge if index + 1 < len(schedule.stages) else None
         if keep is not None:
-            normal = approximate_search_space(arch.normal, keep)
-            reduce = approximate_search_space(arch.reduce, keep)
+            normal, reduce = from_main(
+                (
+                    approximate_search_space(arch.normal, keep),
+                    approximate_search_space(arch.reduce, keep),
+                ),
+                ctx.dist,
+            )
         observer.stage_finished(stage_report(arch, keep))
         if keep is not None:
             files.checkpoint(index + 1, 0, normal, reduce, None)
     assert arch is not None  # the schedule has at least one stage
-    genotype, unrefined = derive_genotypes(arch, schedule, ctx.dataset)
+    genotype, unrefined = from_main(derive_genotypes(arch, schedule, ctx.dataset), ctx.dist)
     files.results(arch, genotype, unrefined)
     files.checkpoint(len(schedule.stages), 0, normal, reduce, None, complete=True)
     seconds = time.perf_counter() - started
