@@ -95,12 +95,41 @@ def plot(
 
 @app.command("diff", cls=Command)
 @user_errors
-def diff(genotype_a: GenotypeArg, genotype_b: GenotypeArg) -> None:
-    """The nodes whose (op, input) pairs differ between two genotypes."""
+def diff(
+    genotype_a: Annotated[
+        str,
+        typer.Argument(
+            metavar="GENOTYPE|RUN_DIR",
+            help="A genotype file, a run directory (its genotype.json), a DARTS string or a "
+            "zoo name. Alone: a pdarts search --seeds run directory or its stability.json, "
+            "whose seeds are compared. Every op must be registered (pdarts ops list).",
+        ),
+    ],
+    genotype_b: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="GENOTYPE|RUN_DIR",
+            help="The genotype to compare the first with, in any form the first takes.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """The nodes whose (op, input) pairs differ between two genotypes.
+
+    Given one `pdarts search --seeds` run (its directory or stability.json): its seeds'
+    genotypes side by side, edge by edge, with how many seeds agree on each edge, their
+    skip-connects and their final search accuracies.
+    """
     from pdarts_cli.genotype import genotype_diff
 
-    result = genotype_diff(load_genotype(genotype_a), load_genotype(genotype_b))
     console = Console(highlight=False)
+    if genotype_b is None:
+        from pdarts_cli.cli.stability import render_stability
+        from pdarts_cli.genotype.stability import read_stability
+
+        render_stability(console, read_stability(genotype_a), Path(genotype_a))
+        return
+    result = genotype_diff(load_genotype(genotype_a), load_genotype(genotype_b))
     if result.identical:
         console.print("identical")
         return

@@ -25,7 +25,7 @@ from pdarts_cli.overrides import FLAGS_SOURCE, parse_overrides, with_overrides
 from pdarts_cli.schedule import load_schedule, preset_for_dataset, with_stage_values
 
 if TYPE_CHECKING:
-    from pdarts_cli.searching import SearchResult
+    from pdarts_cli.searching import SearchResult, SeedsResult
 
 
 class AlphaOrder(str, Enum):
@@ -47,6 +47,24 @@ def _batch_sizes(text: str) -> list[int]:
     if any(size < 1 for size in sizes):
         raise fail(f"--batch-size: batch sizes are at least 1, got {text!r}")
     return sizes
+
+
+def _seed_list(text: str) -> list[int]:
+    """``0,1,2`` -> [0, 1, 2] (the library checks that they are distinct, two or more)."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise fail(f"--seeds takes seeds separated by commas (0,1,2), got {text!r}") from None
+
+
+def _refuse_with_seeds(nproc: int | None, seed: int | None) -> None:
+    """--seeds runs its seeds itself: one after another, or one per GPU."""
+    if nproc is not None:
+        raise fail("--seeds cannot be combined with --nproc: --seeds runs one seed per GPU")
+    if seed is not None:
+        raise fail("--seeds cannot be combined with --seed: --seeds gives every seed")
+    if launched_by_torchrun():
+        raise fail("--seeds runs its seeds itself, one per GPU: start it without torchrun")
 
 
 def _default_out() -> Path:
@@ -122,6 +140,16 @@ def search(
         int | None, typer.Option("--channels", help="Initial channels of every stage.")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            "--seeds",
+            metavar="K,K,..",
+            help="Search once per seed, into OUT/seed-K (each a whole run directory), then "
+            "compare the genotypes in OUT/stability.json and print the comparison. With two "
+            "or more GPUs visible, one seed per GPU at a time; else one after another.",
+        ),
+    ] = None,
     alpha_order: Annotated[
         AlphaOrder | None,
         typer.Option(
@@ -134,7 +162,10 @@ def search(
     resume: Annotated[
         Path | None,
         typer.Option(
-            "--resume", metavar="RUN_DIR", help="Continue a killed run from its checkpoint."
+            "--resume",
+            metavar="RUN_DIR",
+            help="Continue a killed run from its checkpoint; a --seeds run: its seeds not "
+            "finished.",
         ),
     ] = None,
     nproc: Annotated[
@@ -149,7 +180,10 @@ def search(
         bool, typer.Option("--force", help="Overwrite an existing run in --out.")
     ] = False,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Print only the final genotype.")
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print only the final genotype (--seeds: one line per seed)."
+        ),
     ] = False,
 ) -> None:
     """Search a cell architecture with P-DARTS.
@@ -160,8 +194,21 @@ def search(
     """
     from pdarts_cli.cli.progress import ConsoleObserver
     from pdarts_cli.context import refuse_resume_flags
-    from pdarts_cli.searching import SearchObserver, SearchOptions, resume_search, run_search
+    from pdarts_cli.searching import (
+        SearchObserver,
+        SearchOptions,
+        SeedsResult,
+        is_seeds_run,
+        resume_search,
+        resume_seeds,
+        run_search,
+        run_seeds,
+    )
 
+    seed_list = None
+    if seeds is not None:
+        _refuse_with_seeds(nproc, seed)
+        seed_list = _seed_list(seeds)
     if nproc is not None and nproc > 1 and not launched_by_torchrun():
         handover_to_torchrun(nproc)
         return
@@ -170,6 +217,7 @@ def search(
     rendering = ConsoleObserver(console, live=console.is_terminal)
     observer = rendering if main_rank and not quiet else SearchObserver()
     thread_count = thread_request(threads)
+    result: SearchResult | SeedsResult
     if resume is not None:
         refuse_resume_flags(
             {
@@ -181,6 +229,7 @@ def search(
                 "batch_size": batch_size,
                 "channels": channels,
                 "seed": seed,
+                "seeds": seeds,
                 "alpha_order": alpha_order,
                 "image_size": image_size,
                 "download": download or None,
@@ -189,8 +238,9 @@ def search(
                 "set": overrides or None,
             }
         )
+        resume_run = resume_seeds if is_seeds_run(resume) else resume_search
         try:
-            result = resume_search(
+            result = resume_run(
                 resume,
                 device=device.value,
                 data_dir=data_dir,
@@ -235,15 +285,32 @@ def search(
         )
         run_dir = out or _default_out()
         try:
-            result = run_search(resolved, options, run_dir, force=force, observer=observer)
+            if seed_list is not None:
+                result = run_seeds(resolved, seed_list, options, run_dir, force, observer)
+            else:
+                result = run_search(resolved, options, run_dir, force=force, observer=observer)
         except KeyboardInterrupt as exc:
             raise interrupted("search", run_dir, exc) from None
     if not main_rank:
         return
-    if quiet:
+    if isinstance(result, SeedsResult):
+        _print_seeds(console, result, quiet)
+    elif quiet:
         typer.echo(result.genotype.to_darts())
+    else:
+        _print_genotypes(console, result)
+
+
+def _print_seeds(console: Console, result: SeedsResult, quiet: bool) -> None:
+    """The seeds compared; with --quiet, each seed's genotype on a line, in --seeds order."""
+    from pdarts_cli.cli.stability import render_stability
+    from pdarts_cli.genotype.stability import STABILITY_FILE
+
+    if quiet:
+        for outcome in result.stability.seeds:
+            typer.echo(outcome.genotype.to_darts())
         return
-    _print_genotypes(console, result)
+    render_stability(console, result.stability, result.run_dir / STABILITY_FILE)
 
 
 def _print_genotypes(console: Console, result: SearchResult) -> None:

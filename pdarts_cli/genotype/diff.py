@@ -1,4 +1,8 @@
-"""Comparing two genotypes node by node: ``pdarts genotype diff``."""
+"""Comparing two genotypes node by node: ``pdarts genotype diff A B``.
+
+The genotypes of several seeds are compared edge by edge in :mod:`.stability`
+(``pdarts genotype diff RUN/stability.json``).
+"""
 
 from __future__ import annotations
 
