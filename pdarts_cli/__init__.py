@@ -4,10 +4,10 @@
 >>> result = pdarts.search("digits", "quick")
 >>> state = pdarts.train(result.genotype, "digits", "quick", out_dir="runs/train")
 
-``search``, ``refine``, ``train`` and ``evaluate`` (``pdarts_cli.api``) do what the commands
-do; the types they take and give are exported here too. The library never imports Typer or
-rich; ``pdarts_cli.cli`` is the command-line layer on top. Names load on first use, so
-``import pdarts_cli`` costs nothing until one is used.
+``search``, ``refine``, ``refine_ladder``, ``train`` and ``evaluate`` (``pdarts_cli.api``)
+do what the commands do; the types they take and give are exported here too. The library
+never imports Typer or rich; ``pdarts_cli.cli`` is the command-line layer on top. Names load
+on first use, so ``import pdarts_cli`` costs nothing until one is used.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 from pdarts_cli.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from pdarts_cli.api import evaluate, refine, search, train
+    from pdarts_cli.api import evaluate, refine, refine_ladder, search, train
     from pdarts_cli.arch import ArchWeights, read_arch
     from pdarts_cli.genotype import Genotype, load_genotype
     from pdarts_cli.overrides import with_overrides
+    from pdarts_cli.refinement import Ladder
     from pdarts_cli.schedule import Schedule, load_schedule
     from pdarts_cli.searching.events import SearchObserver, SearchResult
     from pdarts_cli.training import Evaluation, TrainObserver, TrainState
@@ -32,6 +33,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "search": "pdarts_cli.api",
     "refine": "pdarts_cli.api",
+    "refine_ladder": "pdarts_cli.api",
+    "Ladder": "pdarts_cli.refinement",
     "train": "pdarts_cli.api",
     "evaluate": "pdarts_cli.api",
     "ArchWeights": "pdarts_cli.arch",
@@ -54,6 +57,7 @@ __all__ = [
     "ArchWeights",
     "Evaluation",
     "Genotype",
+    "Ladder",
     "Recipe",
     "Schedule",
     "SearchObserver",
@@ -67,6 +71,7 @@ __all__ = [
     "load_schedule",
     "read_arch",
     "refine",
+    "refine_ladder",
     "search",
     "train",
     "with_overrides",

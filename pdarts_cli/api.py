@@ -12,6 +12,7 @@ given no ``out_dir`` writes nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -20,22 +21,24 @@ from pdarts_cli.arch import ArchWeights, read_arch
 from pdarts_cli.data import InMemoryData, as_image_dataset
 from pdarts_cli.genotype import Genotype, load_genotype
 from pdarts_cli.overrides import with_overrides
-from pdarts_cli.refinement import arch_path
+from pdarts_cli.refinement import Budget, Ladder, arch_path, build_ladder
 from pdarts_cli.schedule import PAPER_MAX_SKIP, Schedule, load_schedule, preset_for_dataset
 from pdarts_cli.searching.derive import derive_genotype
 from pdarts_cli.searching.events import SearchObserver, SearchResult
 from pdarts_cli.searching.options import SearchOptions
 from pdarts_cli.searching.run import run_search
-from pdarts_cli.threads import ThreadRequest, parse_threads
+from pdarts_cli.threads import ThreadRequest, parse_threads, using_threads
 from pdarts_cli.training import (
     Evaluation,
     TrainObserver,
     TrainOptions,
     TrainState,
+    dry_run,
     evaluate_checkpoint,
     run_training,
 )
 from pdarts_cli.training.recipe import Recipe, adapt_to_dataset, load_recipe, recipe_for_dataset
+from pdarts_cli.training.run import dataset_shape
 
 # What ``search`` accepts as data: a dataset spec (``digits``, ``cifar10``, ``npz:PATH``, ...)
 # or data in memory (``as_image_dataset``: tensors, a torch Dataset, with or without a test split).
@@ -155,3 +158,48 @@ def evaluate(
         dataset=dataset, data_dir=data_dir, device=device, threads=_threads(threads)
     )
     return evaluate_checkpoint(Path(checkpoint), options)
+
+
+def refine_ladder(
+    arch: str | Path,
+    dataset: str = "cifar10",
+    recipe: Recipe | str | Path | None = None,
+    *,
+    max_params: int | None = None,
+    max_madds: int | None = None,
+    output: str | Path | None = None,
+) -> Ladder:
+    """The genotypes of ``arch`` (a ``*.arch.json`` file or a search run directory) for every
+    M from 0 to 8, each with its evaluation network's parameters (auxiliary head excluded) and
+    multiply-adds, as ``pdarts train GENOTYPE --dataset DATASET --recipe RECIPE --dry-run``
+    counts them (recipe default: the paper's for the dataset).
+
+    With ``max_params`` and/or ``max_madds``, ``chosen`` is the M of the largest network within
+    them (the smallest M on ties). With ``output`` the ``pdarts-ladder/1`` file is written there
+    and the chosen genotype beside it; otherwise nothing is written.
+    """
+    if isinstance(recipe, Recipe):
+        resolved = recipe
+    else:
+        name = str(recipe) if recipe is not None else recipe_for_dataset(dataset)
+        resolved = adapt_to_dataset(load_recipe(name), dataset, {})
+    options = TrainOptions(dataset=dataset)
+    classes, _, image_size = dataset_shape(options)
+    setting = {
+        "dataset": dataset,
+        "recipe": resolved.name,
+        "network": resolved.network,
+        "channels": resolved.channels,
+        "layers": resolved.layers,
+        "num_classes": classes,
+        "image_size": image_size,
+        "auxiliary_head_counted": False,
+    }
+    limits = (max_params, max_madds)
+    budget = Budget(*limits) if limits != (None, None) else None
+    size_of = functools.partial(dry_run, recipe=resolved, options=options)
+    target = Path(output) if output is not None else None
+    # Counting is one forward pass of one image per genotype: one thread is enough, and more
+    # spin for minutes on a machine whose cores other processes keep busy.
+    with using_threads(1):
+        return build_ladder(Path(arch), size_of, setting, budget, target)
