@@ -5,6 +5,7 @@ uninterrupted run ends. After every kill the run directory's checkpoint, if any,
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -115,6 +116,12 @@ def _killed_and_resumed(
     return ended
 
 
+def _metrics(run_dir: Path) -> list[dict[str, object]]:
+    """metrics.jsonl without its timings."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
+
+
 def _same_files(names: list[str], one: Path, other: Path) -> None:
     for name in names:
         a, b = load_file(str(one / name)), load_file(str(other / name))
@@ -140,6 +147,7 @@ def test_a_search_killed_anywhere_ends_bit_for_bit(tmp_path: Path) -> None:
     assert (killed / "genotype.json").read_text() == (whole / "genotype.json").read_text()
     assert (killed / "final.arch.json").read_text() == (whole / "final.arch.json").read_text()
     _same_files(["stage-1.safetensors", "stage-2.safetensors"], killed, whole)
+    assert _metrics(killed) == _metrics(whole)  # one line per epoch, none repeated
 
 
 @pytest.mark.slow
@@ -157,3 +165,5 @@ def test_a_training_run_killed_anywhere_ends_bit_for_bit(tmp_path: Path) -> None
     assert ended[-1].endswith("finished"), ended
     assert sum(e.endswith("killed") for e in ended) >= 2, ended
     _same_files(["last.safetensors", "final.safetensors"], killed, whole)
+    assert _metrics(killed) == _metrics(whole)  # one line per epoch, none repeated
+    assert len(_metrics(whole)) == recipe.epochs
