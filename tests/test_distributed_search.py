@@ -201,3 +201,23 @@ def test_a_distributed_search_resumes_bit_for_bit_on_as_many_ranks(two_ranks: Pa
 def test_resuming_on_another_number_of_ranks_is_refused(two_ranks: Path) -> None:
     with pytest.raises(ConfigError, match=r"ran on 2 process\(es\).*--nproc 2"):
         resume_search(two_ranks / "interrupted", threads=1)
+
+
+def test_search_nproc_refuses_a_batch_the_ranks_cannot_share_in_one_line(tmp_path: Path) -> None:
+    """``--nproc`` hands over to torchrun; the ranks' mistake is one line, once, with no
+    launcher log around it."""
+    command = [sys.executable, "-m", "pdarts_cli", "search", "--dataset", "digits"]
+    command += ["--schedule", "quick", "--batch-size", "7", "--nproc", "2", "--device", "cpu"]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert lines == [
+        "error: stage 1's batch size 7 does not split evenly over 2 processes: give a multiple of 2"
+    ]
+    assert not (tmp_path / "run").exists()

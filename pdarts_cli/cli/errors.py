@@ -87,6 +87,12 @@ def interrupted(command: str, run_dir: Path, exc: KeyboardInterrupt) -> typer.Ex
     return fail(f"{what} before the run directory was written", _stop_code(exc))
 
 
+def _speaks_for_its_machine() -> bool:
+    """Under torchrun the ranks of one machine mostly fail alike: the first rank of each
+    machine prints the line, the others only exit."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Report PdartsError as one line and a non-zero exit, never a traceback."""
 
@@ -98,8 +104,12 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         except PdartsError as exc:
             if os.environ.get("PDARTS_DEBUG") == "1":
                 raise
+            if not _speaks_for_its_machine():
+                raise typer.Exit(exc.exit_code) from None
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt as exc:
+            if not _speaks_for_its_machine():
+                raise typer.Exit(_stop_code(exc)) from None
             what = "terminated" if isinstance(exc, Terminated) else "interrupted"
             raise fail(what, _stop_code(exc)) from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -28,6 +29,10 @@ def handover_to_torchrun(nproc: int) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
+    # The launcher's own log (its banner, the ranks it stopped) would bury the ranks' line.
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     args, kept = sys.argv[1:], []
     for i, arg in enumerate(args):
         if arg == "--nproc" or arg.startswith("--nproc=") or args[i - 1 : i] == ["--nproc"]:
