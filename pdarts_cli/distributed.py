@@ -48,6 +48,15 @@ def init_distributed(device_type: str) -> Distributed:
     return Distributed(rank, world_size, local_rank)
 
 
+def join_processes(device: torch.device) -> tuple[torch.device, Distributed]:
+    """This process's device and place among torchrun's processes: a CUDA rank computes on
+    ``cuda:LOCAL_RANK``."""
+    setup = init_distributed(device.type)
+    if setup.enabled and device.type == "cuda":
+        device = torch.device("cuda", setup.local_rank)
+    return device, setup
+
+
 def all_reduce_sum(tensor: torch.Tensor, setup: Distributed) -> torch.Tensor:
     if setup.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)

@@ -87,15 +87,25 @@ def refine(source: Path, max_skips: list[int] | None, output: Path | None = None
         target = (
             output
             if output is not None
-            else (folder / f"genotype-m{m}.json" if m is not None else None)
+            else (folder / refined_file_name(m) if m is not None else None)
         )
         if target is not None:
-            try:
-                atomic_write_text(target, genotype_json(genotype))
-            except OSError as exc:
-                raise PdartsError(f"cannot write {target}: {exc.strerror or exc}") from exc
+            write_refined(target, genotype)
         results.append(Refined(m, genotype, target))
     return results
+
+
+def refined_file_name(max_skip: int) -> str:
+    """The file ``refine --max-skip M`` writes beside its source."""
+    return f"genotype-m{max_skip}.json"
+
+
+def write_refined(target: Path, genotype: Genotype) -> None:
+    """``genotype`` as a ``pdarts-genotype/1`` file, or one line saying why it cannot be."""
+    try:
+        atomic_write_text(target, genotype_json(genotype))
+    except OSError as exc:
+        raise PdartsError(f"cannot write {target}: {exc.strerror or exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,12 +288,13 @@ def build_ladder(
         return ladder
     genotype_path = None
     if chosen is not None:
-        genotype_path = output.parent / f"genotype-m{chosen.max_skip}.json"
+        genotype_path = output.parent / refined_file_name(chosen.max_skip)
         if genotype_path.resolve() == output.resolve():
             raise PdartsError(f"the ladder and the chosen genotype would both be {output}")
         meta = {"source": str(path), "max_skip": chosen.max_skip}
-        atomic_write_text(
-            genotype_path, genotype_json(dataclasses.replace(chosen.genotype, meta=meta))
-        )
-    write_json(output, ladder.to_dict())
+        write_refined(genotype_path, dataclasses.replace(chosen.genotype, meta=meta))
+    try:
+        write_json(output, ladder.to_dict())
+    except OSError as exc:
+        raise PdartsError(f"cannot write {output}: {exc.strerror or exc}") from exc
     return dataclasses.replace(ladder, path=output, genotype_path=genotype_path)

@@ -7,6 +7,7 @@ once more alone, with batch 128.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -21,10 +22,14 @@ from safetensors.torch import load_file
 from searchhelpers import one_step_gradients, step_batch
 
 from pdarts_cli.arch import read_arch
+from pdarts_cli.distributed import Distributed
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.schedule import Schedule
 from pdarts_cli.searching import SearchOptions, resume_search, run_search
 from pdarts_cli.searching.run import search_context
+from pdarts_cli.searching.sharded import GlobalBatchNorm2d
+from pdarts_cli.searching.step import all_candidates, build_stage
+from pdarts_cli.searching.supernet import SkipDropout
 
 # Smaller than the tiny schedule: a BatchNorm costs two all-reduces a step, a millisecond each
 # over gloo on a busy CPU. Three weight steps of 256 (the last of 206) per epoch; stage 2
@@ -88,8 +93,13 @@ WORKER = textwrap.dedent(
     if rank == 0:
         shutil.copytree(os.path.join(out, "resumed"), os.path.join(out, "interrupted"))
     resume_search(os.path.join(out, "resumed"), threads=1)
+    try:
+        run_search(schedule, options, os.path.join(out, "two"))  # exists: rank 0 refuses
+    except Exception as exc:
+        refused = f"{type(exc).__name__}: {exc}"
     record = {"boundaries": full.reports, "genotype": result.genotype.to_darts(),
-              "run_dir": None if result.run_dir is None else str(result.run_dir)}
+              "run_dir": None if result.run_dir is None else str(result.run_dir),
+              "refused": refused}
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(record, f)
     """
@@ -160,6 +170,28 @@ def test_only_rank_0_writes_and_the_run_directory_is_a_one_process_runs(
     assert run["world_size"] == 2
     with safe_open(str(two_ranks / "two" / "checkpoint.safetensors"), "pt") as f:
         assert json.loads(f.metadata()["pdarts"])["complete"] is True
+
+
+def test_every_rank_stops_when_rank_0_cannot_create_the_run_directory(two_ranks: Path) -> None:
+    refused = [json.loads((two_ranks / f"rank{r}.json").read_text())["refused"] for r in (0, 1)]
+    assert refused[0] == refused[1]
+    assert refused[0].startswith("RunDirError")
+    assert "--force" in refused[0]
+
+
+def test_a_sharded_network_holds_global_batch_norms_on_its_device() -> None:
+    schedule = Schedule.model_validate(SCHEDULE)
+    ctx = search_context(schedule, SearchOptions(dataset="digits", device="cpu", threads=1))
+    ranks = dataclasses.replace(ctx, dist=Distributed(rank=1, world_size=2))
+    candidates = all_candidates(schedule)
+    network = build_stage(schedule, 0, candidates, candidates, ranks).network
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms
+    assert all(isinstance(m, GlobalBatchNorm2d) for m in norms)
+    assert all(b.device == ctx.device for m in norms for b in m.buffers())
+    dropouts = [m for m in network.modules() if isinstance(m, SkipDropout)]
+    assert dropouts
+    assert all(m.shard == (1, 2) for m in dropouts)
 
 
 def test_one_step_on_two_ranks_computes_the_one_process_gradients(two_ranks: Path) -> None:

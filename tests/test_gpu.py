@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,8 +11,12 @@ import torch
 from searchhelpers import largest_alpha_change
 
 from pdarts_cli.arch import read_arch
+from pdarts_cli.distributed import Distributed
 from pdarts_cli.schedule import Schedule
 from pdarts_cli.searching import SearchOptions, run_search
+from pdarts_cli.searching.run import search_context
+from pdarts_cli.searching.sharded import GlobalBatchNorm2d
+from pdarts_cli.searching.step import all_candidates, build_stage
 
 pytestmark = [
     pytest.mark.gpu,
@@ -47,3 +52,15 @@ def test_quick_training_on_cuda(tmp_path: Path, amp: str, channels_last: str) ->
     assert state.history[-1].test_top1 > 0.5  # the final epoch's, what final.safetensors holds
     assert (tmp_path / "t" / "final.safetensors").exists()
     assert not (tmp_path / "t" / "best.safetensors").exists()  # no validation split, no choice
+
+
+def test_a_sharded_search_network_is_on_its_gpu(tiny_schedule: Schedule) -> None:
+    """A distributed search's global BatchNorms live where the network does (built, sharded,
+    then moved to the rank's GPU)."""
+    ctx = search_context(tiny_schedule, SearchOptions(dataset="digits", device="cuda"))
+    ranks = dataclasses.replace(ctx, dist=Distributed(rank=0, world_size=2))
+    candidates = all_candidates(tiny_schedule)
+    network = build_stage(tiny_schedule, 0, candidates, candidates, ranks).network
+    norms = [m for m in network.modules() if isinstance(m, GlobalBatchNorm2d)]
+    assert norms
+    assert all(t.is_cuda for m in norms for t in (*m.buffers(), *m.parameters()))

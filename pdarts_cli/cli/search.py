@@ -172,6 +172,7 @@ def search(
         int | None,
         typer.Option(
             "--nproc",
+            min=1,
             help="Processes on this machine, one per GPU (hands over to torchrun); the "
             "schedule's batch sizes stay the global batch.",
         ),

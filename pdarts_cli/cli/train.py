@@ -130,7 +130,7 @@ def train(
     ] = None,
     nproc: Annotated[
         int | None,
-        typer.Option("--nproc", help="Processes on this machine (hands over to torchrun)."),
+        typer.Option("--nproc", min=1, help="Processes on this machine (hands over to torchrun)."),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing run in --out.")

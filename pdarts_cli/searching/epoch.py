@@ -113,7 +113,9 @@ def train_epoch(
             f"stage {stage.index + 1}, epoch {epoch + 1}: {skipped} step(s) skipped for a "
             "non-finite gradient"
         )
-    return train.reduce(ctx.dist), alpha_stats.reduce(ctx.dist) if alpha_stats else None
+    return train.reduce(ctx.dist), (
+        alpha_stats.reduce(ctx.dist) if alpha_stats is not None else None
+    )
 
 
 @torch.no_grad()

@@ -93,7 +93,7 @@ def run_body(
     return x
 
 
-def _average_factor(norm: nn.BatchNorm2d) -> float:
+def running_average_factor(norm: nn.BatchNorm2d) -> float:
     """The running-statistics factor ``nn.BatchNorm2d`` uses, counting this batch."""
     tracked = norm.num_batches_tracked
     if tracked is not None:
@@ -122,7 +122,7 @@ class _PooledBatchNorm(torch.autograd.Function):
         pool: Callable[[torch.Tensor], torch.Tensor],
         norm: nn.BatchNorm2d,
     ) -> torch.Tensor:
-        factor = _average_factor(norm)
+        factor = running_average_factor(norm)
         y, mean, invstd = torch.native_batch_norm(
             pool(x), gamma, None, norm.running_mean, norm.running_var, True, factor, norm.eps
         )
@@ -154,7 +154,7 @@ def scaled_batch_norm(
     if body:
         out: torch.Tensor = _PooledBatchNorm.apply(x, gamma, lambda t: _run(body, t), norm)
         return out
-    factor = _average_factor(norm)
+    factor = running_average_factor(norm)
     return F.batch_norm(x, norm.running_mean, norm.running_var, gamma, None, True, factor, norm.eps)
 
 

@@ -18,7 +18,9 @@ documents):
   as ``data.RankSlices`` deals them).
 
 Together with gradients averaged across ranks, a run on N ranks with global batch B follows
-a one-process run with batch B to float rounding (tests/test_distributed_search.py).
+a one-process run with batch B to float rounding (tests/test_distributed_search.py). The
+masks match one process's on the CPU; on CUDA ``F.dropout`` uses another kernel, and a last
+batch that does not split evenly draws each rank's masks alone: the same distribution.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from pdarts_cli.searching.fused import running_average_factor
 
 _DIMS = (0, 2, 3)  # what BatchNorm2d averages over: batch, height, width
 
@@ -48,42 +52,43 @@ class _GlobalBatchNorm(torch.autograd.Function):
         shift: torch.Tensor,
         eps: float,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        x32 = x.float()
-        shifted = x32 - _channel_view(shift.float())
-        local_count = torch.full((1,), x.numel() // x.shape[1], dtype=torch.float32)
+        compute = torch.promote_types(x.dtype, torch.float32)  # at least float32, as BatchNorm
+        x32 = x.to(compute)
+        shifted = x32 - _channel_view(shift.to(compute))
+        local_count = torch.full((1,), x.numel() // x.shape[1], dtype=compute)
         sums = torch.cat(
             [shifted.sum(_DIMS), (shifted * shifted).sum(_DIMS), local_count.to(x.device)]
         )
         dist.all_reduce(sums)  # one collective: both moments and the count
         count = sums[-1]
         shifted_mean, mean_square = (sums[:-1] / count).chunk(2)
-        mean = shift.float() + shifted_mean
+        mean = shift.to(compute) + shifted_mean
         var = (mean_square - shifted_mean * shifted_mean).clamp(min=0)
         invstd = torch.rsqrt(var + eps)
         centred = x32 - _channel_view(mean)
         normalised = centred * _channel_view(invstd)
         y = normalised
         if weight is not None:
-            y = y * _channel_view(weight.float())
+            y = y * _channel_view(weight.to(compute))
         if bias is not None:
-            y = y + _channel_view(bias.float())
+            y = y + _channel_view(bias.to(compute))
         ctx.save_for_backward(normalised, invstd, weight, count)
-        ctx.has_bias = bias is not None
+        ctx.bias_dtype = bias.dtype if bias is not None else None
         ctx.mark_non_differentiable(mean, var, count)
         return y.to(x.dtype), mean, var, count
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
         normalised, invstd, weight, count = ctx.saved_tensors
-        g32 = grad.float()
+        g32 = grad.to(normalised.dtype)
         grad_sum = g32.sum(_DIMS)
         grad_dot = (g32 * normalised).sum(_DIMS)
         weight_grad = grad_dot.to(weight.dtype, copy=True) if weight is not None else None
-        bias_grad = grad_sum.clone() if ctx.has_bias else None
+        bias_grad = grad_sum.to(ctx.bias_dtype, copy=True) if ctx.bias_dtype else None
         totals = torch.cat([grad_sum, grad_dot])
         dist.all_reduce(totals)  # every rank's outputs depend on every rank's inputs
         total_sum, total_dot = totals.chunk(2)
-        scale = invstd if weight is None else invstd * weight.float()
+        scale = invstd if weight is None else invstd * weight.to(invstd.dtype)
         x_grad = _channel_view(scale) * (
             g32 - _channel_view(total_sum / count) - normalised * _channel_view(total_dot / count)
         )
@@ -94,14 +99,13 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` whose training-mode statistics are those of the global batch."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or not self.track_running_stats:
+        if not self.training:
             return super().forward(x)
-        tracked = self.num_batches_tracked
-        assert tracked is not None
+        if not self.track_running_stats:
+            raise NotImplementedError("global batch statistics need running statistics")
         assert self.running_mean is not None
         assert self.running_var is not None
-        tracked.add_(1)
-        factor = 1.0 / float(tracked) if self.momentum is None else self.momentum
+        factor = running_average_factor(self)
         y, mean, var, count = _GlobalBatchNorm.apply(
             x, self.weight, self.bias, self.running_mean, self.eps
         )
@@ -117,12 +121,14 @@ def globalise_batch_norms(module: nn.Module) -> nn.Module:
     """``module`` with every ``nn.BatchNorm2d`` replaced by a ``GlobalBatchNorm2d`` holding
     the same parameters and statistics (in place for the children; returns the root)."""
     if type(module) is nn.BatchNorm2d:
+        reference = next(iter(module.state_dict().values()))
         replacement = GlobalBatchNorm2d(
             module.num_features,
             module.eps,
             module.momentum,
             module.affine,
             module.track_running_stats,
+            device=reference.device,
         )
         replacement.load_state_dict(module.state_dict())
         replacement.train(module.training)

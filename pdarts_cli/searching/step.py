@@ -69,9 +69,10 @@ def build_stage(
         stem_multiplier=schedule.stem_multiplier,
         alpha_init_scale=schedule.alphas.init_scale,
         checkpoint_cells=schedule.checkpoint_cells,
-    ).to(ctx.device)
+    )
     if ctx.dist.enabled:
         network.shard(ctx.dist.rank, ctx.dist.world_size)
+    network = network.to(ctx.device)
     if ctx.channels_last:
         network = network.to(memory_format=torch.channels_last)
     w, a = schedule.weights, schedule.alphas

@@ -20,7 +20,7 @@ from pdarts_cli.device import (
     resolve_device,
     resolve_precision,
 )
-from pdarts_cli.distributed import init_distributed
+from pdarts_cli.distributed import join_processes
 from pdarts_cli.errors import ConfigError
 from pdarts_cli.genotype import Genotype
 from pdarts_cli.training.network import NetworkCIFAR, NetworkImageNet
@@ -63,10 +63,7 @@ def training_channels_last(recipe: Recipe, device: torch.device) -> bool:
 
 def train_context(recipe: Recipe, options: TrainOptions) -> RunContext:
     """The device (this rank's GPU under torchrun), numerics, processes and data of a run."""
-    device = resolve_device(options.device)
-    setup = init_distributed(device.type)
-    if setup.enabled and device.type == "cuda":
-        device = torch.device("cuda", setup.local_rank)
+    device, setup = join_processes(resolve_device(options.device))
     data = resolve_dataset(options.dataset, options.data_dir, options.download, options.image_size)
     return RunContext(
         data=data,
