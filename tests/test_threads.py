@@ -105,6 +105,18 @@ def test_auto_measures_and_records_why(monkeypatch: pytest.MonkeyPatch) -> None:
     }
 
 
+def test_torchruns_processes_on_one_machine_share_its_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 16)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert choose_threads("auto").threads == 4
+    assert choose_threads(8).threads == 8  # a count asked for is a count
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
+    assert choose_threads("auto").threads == 1
+
+
 def test_a_resumed_run_keeps_its_count_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(THREADS_ENV)
     assert resumed_threads(3, None).threads == 3
