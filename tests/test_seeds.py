@@ -37,6 +37,7 @@ from pdarts_cli.searching.seed_processes import (
     resume_command,
     run_children,
     start_command,
+    with_shared_cores,
 )
 from pdarts_cli.searching.seeds import seed_action
 from pdarts_cli.searching.state import read_resume_point
@@ -363,6 +364,20 @@ def test_stability_json_reads_back(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # one seed per GPU: what runs in the child processes, checked on the CPU
+
+
+def test_children_side_by_side_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pdarts_cli.searching import seed_processes
+
+    monkeypatch.setattr(seed_processes, "usable_cores", lambda: 16)
+    monkeypatch.delenv("PDARTS_THREADS", raising=False)
+    options = SearchOptions(dataset="digits")
+    assert with_shared_cores(options, 4).threads == 4
+    assert with_shared_cores(options, 32).threads == 1
+    given = SearchOptions(dataset="digits", threads=6)
+    assert with_shared_cores(given, 4).threads == 6  # a count asked for is kept
+    monkeypatch.setenv("PDARTS_THREADS", "2")
+    assert with_shared_cores(options, 4).threads is None  # the children read the variable
 
 
 def test_every_option_reaches_a_child() -> None:

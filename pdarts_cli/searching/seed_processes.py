@@ -33,7 +33,7 @@ import pdarts_cli
 from pdarts_cli.errors import PdartsError
 from pdarts_cli.searching.events import SearchObserver
 from pdarts_cli.searching.options import SearchOptions
-from pdarts_cli.threads import ThreadRequest
+from pdarts_cli.threads import THREADS_ENV, ThreadRequest, usable_cores
 
 CHILD_DEVICE = "cuda"  # what a child with one visible GPU calls it
 POLL_SECONDS = 0.5  # how often the children are checked for having ended
@@ -83,6 +83,15 @@ CHILD_FLAGS: dict[str, Callable[[SearchOptions], list[str]]] = {
     ),
     "force_batch": lambda o: ["--force-batch"] if o.force_batch else [],
 }
+
+
+def with_shared_cores(options: SearchOptions, children: int) -> SearchOptions:
+    """``options`` for ``children`` searches running side by side: without a thread count
+    (no ``--threads``, no PDARTS_THREADS) each takes its share of this machine's cores, not
+    all of them (``auto`` measured by children starting together would count none busy)."""
+    if options.threads is not None or os.environ.get(THREADS_ENV):
+        return options
+    return options.model_copy(update={"threads": max(1, usable_cores() // children)})
 
 
 def cli_command(*args: str) -> tuple[str, ...]:

@@ -61,6 +61,7 @@ from pdarts_cli.searching.seed_processes import (
     resume_command,
     run_children,
     start_command,
+    with_shared_cores,
 )
 from pdarts_cli.searching.state import read_resume_point
 from pdarts_cli.threads import ThreadRequest
@@ -192,12 +193,13 @@ def run_on_gpus(
     observer: SearchObserver,
 ) -> None:
     jobs = []
+    start_options = with_shared_cores(options, len(gpus))
     for seed, action in plan:
         path = seed_dir(run_dir, seed)
         if action == "finished":
             observer.note(f"seed {seed}: {ACTION_WORDS[action]} {path}")
         elif action == "start":
-            command = start_command(run_dir / SCHEDULE_FILE, seed, path, options)
+            command = start_command(run_dir / SCHEDULE_FILE, seed, path, start_options)
             jobs.append(ChildJob(seed, command, seed_log(run_dir, seed)))
         else:
             command = resume_command(path, moved.data_dir, moved.threads)
