@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+from pdarts_cli.errors import PdartsError
 
 T = TypeVar("T")
 
@@ -78,21 +80,11 @@ def average_gradients(grads: Sequence[torch.Tensor], setup: Distributed) -> list
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     flat.div_(setup.world_size)
-    averaged, start = [], 0
-    for g in grads:
-        averaged.append(flat[start : start + g.numel()].view(g.shape).to(memory_format=_layout(g)))
+    start = 0
+    for g in grads:  # back in place, each in its own layout
+        g.copy_(flat[start : start + g.numel()].view(g.shape))
         start += g.numel()
-    return averaged
-
-
-def _layout(t: torch.Tensor) -> torch.memory_format:
-    if (
-        t.dim() == 4
-        and not t.is_contiguous()
-        and t.is_contiguous(memory_format=torch.channels_last)
-    ):
-        return torch.channels_last
-    return torch.contiguous_format
+    return list(grads)
 
 
 def share_of_batch(samples: int, device: torch.device, setup: Distributed) -> float:
@@ -113,6 +105,23 @@ def from_main(value: T, setup: Distributed) -> T:
     box = [value if setup.is_main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]  # type: ignore[return-value]
+
+
+def on_main(action: Callable[[], T], elsewhere: T, setup: Distributed) -> T:
+    """``action()`` on rank 0 alone (``elsewhere`` on the others). A PdartsError it raises is
+    raised on every rank: a rank left waiting in a collective for one that stopped would wait
+    for the backend's timeout."""
+    failure: PdartsError | None = None
+    result = elsewhere
+    if setup.is_main:
+        try:
+            result = action()
+        except PdartsError as exc:
+            failure = exc
+    failure = from_main(failure, setup)
+    if failure is not None:
+        raise failure
+    return result
 
 
 def broadcast_tensors(tensors: Sequence[torch.Tensor], setup: Distributed) -> None:

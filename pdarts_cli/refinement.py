@@ -78,7 +78,7 @@ def refine(source: Path, max_skips: list[int] | None, output: Path | None = None
         raise PdartsError("--output names one file; with a range of M the files go beside SOURCE")
     path = arch_path(source)
     arch = read_arch(path)
-    folder = source if source.is_dir() else path.parent
+    folder = beside(source)
     results = []
     for m in max_skips if max_skips is not None else [None]:
         genotype = dataclasses.replace(
@@ -93,6 +93,11 @@ def refine(source: Path, max_skips: list[int] | None, output: Path | None = None
             write_refined(target, genotype)
         results.append(Refined(m, genotype, target))
     return results
+
+
+def beside(source: Path) -> Path:
+    """The folder whose files sit beside SOURCE: the run directory, or the file's folder."""
+    return source if source.is_dir() else source.parent
 
 
 def refined_file_name(max_skip: int) -> str:
@@ -235,7 +240,7 @@ class Ladder:
 
 def ladder_file(source: Path) -> Path:
     """Where ``refine --ladder`` writes by default: ``ladder.json`` beside SOURCE."""
-    return (source if source.is_dir() else source.parent) / LADDER_FILE
+    return beside(source) / LADDER_FILE
 
 
 def ladder_rungs(arch: ArchWeights, size_of: Callable[[Genotype], NetworkSize]) -> tuple[Rung, ...]:

@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from pdarts_cli.cli.launch import is_main_rank
 from pdarts_cli.errors import PdartsError
 
 P = ParamSpec("P")
@@ -75,7 +76,7 @@ def interrupted(command: str, run_dir: Path, exc: KeyboardInterrupt) -> typer.Ex
     """
     from pdarts_cli.runlog import is_run_dir
 
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 says it for all
+    if not is_main_rank():  # under torchrun rank 0 says it for all
         return typer.Exit(_stop_code(exc))
     what = "terminated" if isinstance(exc, Terminated) else "interrupted"
     if is_run_dir(run_dir):

@@ -37,9 +37,12 @@ def _loss(
 def shard_loss(loss: torch.Tensor, samples: int, setup: Distributed) -> torch.Tensor:
     """The loss whose gradient, averaged over ranks, is the global batch's (see
     ``distributed.share_of_batch``); ``loss`` itself in one process."""
-    if not setup.enabled:
-        return loss
-    return loss * share_of_batch(samples, loss.device, setup)
+    return weighted(loss, share_of_batch(samples, loss.device, setup))
+
+
+def weighted(loss: torch.Tensor, share: float) -> torch.Tensor:
+    """``loss * share``, or ``loss`` itself for a whole share (one process, even shards)."""
+    return loss if share == 1.0 else loss * share
 
 
 @contextlib.contextmanager
@@ -110,7 +113,7 @@ def second_order_grads(
     alpha_share = share_of_batch(y_alpha.shape[0], x_alpha.device, setup)
     train_loss, _ = _loss(network, x_train, y_train, precision)
     weight_grads = average_gradients(
-        torch.autograd.grad(train_loss * train_share, list(named.values())), setup
+        torch.autograd.grad(weighted(train_loss, train_share), list(named.values())), setup
     )
     virtual = {}
     for (name, p), g in zip(named.items(), weight_grads):
@@ -123,7 +126,9 @@ def second_order_grads(
         network, {**virtual, **alphas}, buffers, x_alpha, y_alpha, precision
     )
     grads = average_gradients(
-        torch.autograd.grad(alpha_loss * alpha_share, [*alphas.values(), *virtual.values()]),
+        torch.autograd.grad(
+            weighted(alpha_loss, alpha_share), [*alphas.values(), *virtual.values()]
+        ),
         setup,
     )
     alpha_grads, vector = grads[: len(alphas)], grads[len(alphas) :]
@@ -133,7 +138,7 @@ def second_order_grads(
         shifted = {n: p.detach() + sign * radius * v for (n, p), v in zip(named.items(), vector)}
         loss, _ = _functional_loss(network, {**shifted, **alphas}, {}, x_train, y_train, precision)
         return average_gradients(
-            torch.autograd.grad(loss * train_share, list(alphas.values())), setup
+            torch.autograd.grad(weighted(loss, train_share), list(alphas.values())), setup
         )
 
     plus, minus = alpha_grads_at(1.0), alpha_grads_at(-1.0)

@@ -8,8 +8,8 @@ from typing import Any
 from pdarts_cli.context import RunContext, resume_record, resumed_options, threads_warning
 from pdarts_cli.data import ImageDataset, resolve_dataset, resolve_split
 from pdarts_cli.device import resolve_channels_last, resolve_device, resolve_precision
-from pdarts_cli.distributed import Distributed, from_main, join_processes
-from pdarts_cli.errors import ConfigError, PdartsError
+from pdarts_cli.distributed import Distributed, join_processes, on_main
+from pdarts_cli.errors import ConfigError
 from pdarts_cli.files import atomic_write_text
 from pdarts_cli.provenance import check_identity, checkpoint_identity, run_record
 from pdarts_cli.runlock import run_lock
@@ -75,22 +75,6 @@ def check_processes(schedule: Schedule, options: SearchOptions, setup: Distribut
                 f"stage {number}'s batch size {stage.batch_size} does not split evenly over "
                 f"{setup.world_size} processes: give a multiple of {setup.world_size}"
             )
-
-
-def create_run_dir_on_main(out_dir: Path, force: bool, ctx: RunContext) -> Path:
-    """Rank 0 creates the run directory; every rank learns whether it could (a rank left
-    waiting in a collective for one that stopped would wait for the backend's timeout)."""
-    failure: PdartsError | None = None
-    run_dir = out_dir
-    if ctx.dist.is_main:
-        try:
-            run_dir = create_run_dir(out_dir, force)
-        except PdartsError as exc:
-            failure = exc
-    failure = from_main(failure, ctx.dist)
-    if failure is not None:
-        raise failure
-    return run_dir
 
 
 def check_world_size(run: dict[str, Any], setup: Distributed) -> None:
@@ -176,7 +160,7 @@ def _run_search(
         threads=threads.to_dict(),
     )
     if out_dir is not None:
-        run_dir = create_run_dir_on_main(Path(out_dir), force, ctx)
+        run_dir = on_main(lambda: create_run_dir(Path(out_dir), force), Path(out_dir), ctx.dist)
         if ctx.dist.is_main:  # only rank 0 writes
             files = RunFiles(run_dir, search_identity(record, schedule))
     with run_lock(files.run_dir):

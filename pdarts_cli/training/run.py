@@ -9,6 +9,7 @@ from typing import Any
 
 from pdarts_cli.context import RunContext, resume_record, resumed_options, threads_warning
 from pdarts_cli.data import DatasetInfo, resolve_dataset
+from pdarts_cli.distributed import on_main
 from pdarts_cli.errors import ArtifactError
 from pdarts_cli.files import atomic_write_text
 from pdarts_cli.genotype import Genotype, genotype_json, read_genotype_file
@@ -123,8 +124,7 @@ def _run_training(
     observer = observer or TrainObserver()
     env = train_context(recipe, options)
     state = new_state(genotype, recipe, env)  # refuses a recipe that does not fit first
-    if env.dist.is_main:
-        create_run_dir(run_dir, force)
+    on_main(lambda: create_run_dir(run_dir, force), run_dir, env.dist)
     with run_lock(run_dir, enabled=env.dist.is_main):
         if env.dist.is_main:
             record = run_record(
