@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +49,18 @@ def init_distributed(device_type: str) -> Distributed:
         if device_type == "cuda":
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend)
+        # A rank that exits while another still holds its connections can abort that one
+        # ("terminate called without an active exception", exit -6): leave together.
+        atexit.register(_leave_process_group)
     return Distributed(rank, world_size, local_rank)
+
+
+def _leave_process_group() -> None:
+    if not dist.is_initialized():
+        return
+    with contextlib.suppress(RuntimeError):  # a rank already gone (it failed): no wait
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def join_processes(device: torch.device) -> tuple[torch.device, Distributed]:
